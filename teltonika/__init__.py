@@ -1,0 +1,1 @@
+"""Ingestion server for Teltonika GPS trackers."""
