@@ -1,0 +1,1 @@
+"""Teltonika wire formats: pure functions, bytes in, values out."""
