@@ -78,12 +78,16 @@ def _parse_tcp(url, parts):
     try:
         port = parts.port
     except ValueError:
-        raise ValueError("Redis URL %r: the port is not a number 0-65535" % (url,))
+        raise ValueError(
+            "Redis URL %r: the port is not a number 0-65535" % (url,)
+        ) from None
     if not parts.hostname:
         raise ValueError("Redis URL %r: the host name is missing" % (url,))
     db_text = parts.path.lstrip("/")
     if "/" in db_text:
-        raise ValueError("Redis URL %r: the path can only be a database number" % (url,))
+        raise ValueError(
+            "Redis URL %r: the path can only be a database number" % (url,)
+        )
     return RedisAddress(
         host=parts.hostname,
         port=port or DEFAULT_PORT,
