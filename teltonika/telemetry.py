@@ -1,0 +1,184 @@
+"""AVL records into the telemetry stream, one atomic Redis step per frame.
+
+The ACK a device gets promises that its records are stored, and a device
+whose ACK went missing resends the very same frame.  Both needs meet in one
+Lua script: it drops a frame whose fingerprint equals the last one stored for
+that IMEI, and otherwise appends every record and remembers the new
+fingerprint, all or nothing.
+
+This runs for every frame from every device, so the Python side is kept
+cheap: each record travels as a single argument (its per-record values joined
+by C{|}), which spares txredisapi from encoding a dozen arguments per record,
+and the script takes the line apart and adds the field names.
+"""
+
+import hashlib
+import json
+
+import txredisapi
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from teltonika import keys
+from teltonika.interfaces import ITelemetrySink
+
+# Long enough to outlast any outage a device buffers through before it
+# resends, short enough that decommissioned devices leave no key behind.
+FINGERPRINT_TTL = 7 * 24 * 3600
+
+DEFAULT_MAXLEN = 1_000_000
+
+# KEYS: stream, fingerprint key.
+# ARGV: fingerprint, its TTL (s), MAXLEN, imei, codec, instance, received_at,
+#       then one "ts|priority|lat|lon|alt|angle|sat|speed|event|io" line per
+#       record (with "|gen" after event for Codec 16).  io comes last, so it
+#       may contain anything.
+# Returns the number of entries added, or -1 for a duplicate (a frame of no
+# records is stored, and returns 0).
+STORE_FRAME = b"""
+local stream, fingerprint_key = KEYS[1], KEYS[2]
+local fingerprint, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('GET', fingerprint_key) == fingerprint then
+    return -1
+end
+local imei, codec, instance, received_at = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local plain = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|'
+    .. '([^|]*)|([^|]*)|(.*)$'
+local generation = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|'
+    .. '([^|]*)|([^|]*)|([^|]*)|(.*)$'
+for i = 8, #ARGV do
+    if codec == '16' then
+        local ts, pri, lat, lon, alt, angle, sat, speed, event, gen, io =
+            string.match(ARGV[i], generation)
+        redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*',
+            'imei', imei, 'codec', codec, 'ts', ts, 'priority', pri,
+            'lat', lat, 'lon', lon, 'alt', alt, 'angle', angle, 'sat', sat,
+            'speed', speed, 'event', event, 'gen', gen, 'io', io,
+            'instance', instance, 'received_at', received_at)
+    else
+        local ts, pri, lat, lon, alt, angle, sat, speed, event, io =
+            string.match(ARGV[i], plain)
+        redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*',
+            'imei', imei, 'codec', codec, 'ts', ts, 'priority', pri,
+            'lat', lat, 'lon', lon, 'alt', alt, 'angle', angle, 'sat', sat,
+            'speed', speed, 'event', event, 'io', io,
+            'instance', instance, 'received_at', received_at)
+    end
+end
+redis.call('SET', fingerprint_key, fingerprint, 'EX', ttl)
+return #ARGV - 7
+"""
+STORE_FRAME_SHA = hashlib.sha1(STORE_FRAME).hexdigest()
+
+_io_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def degrees(wire):
+    """
+    The wire integer (degrees x 1e7) as text with exactly 7 decimals, by
+    integer arithmetic: a float would print -100.3628933 as -100.36289329.
+    """
+    whole, fraction = divmod(abs(wire), 10_000_000)
+    return "%s%d.%07d" % ("-" if wire < 0 else "", whole, fraction)
+
+
+def io_json(record):
+    """
+    The record's IO elements as one compact JSON object, keyed by IO id in
+    decimal; NX (variable length) values as lowercase hex.
+    """
+    if not record.nx:
+        return _io_json(record.io)
+    merged = dict(record.io)
+    for io_id, value in record.nx.items():
+        merged[io_id] = value.hex()
+    return _io_json(merged)
+
+
+def record_line(record):
+    """One record's values in the order the Lua script expects them."""
+    return "%d|%d|%s|%s|%d|%d|%d|%d|%d|%s" % (
+        record.timestamp,
+        record.priority,
+        degrees(record.lat),
+        degrees(record.lon),
+        record.altitude,
+        record.angle,
+        record.satellites,
+        record.speed,
+        record.event_id,
+        io_json(record),
+    )
+
+
+def generation_record_line(record):
+    """The same for Codec 16, whose records also carry a generation type."""
+    return "%d|%d|%s|%s|%d|%d|%d|%d|%d|%d|%s" % (
+        record.timestamp,
+        record.priority,
+        degrees(record.lat),
+        degrees(record.lon),
+        record.altitude,
+        record.angle,
+        record.satellites,
+        record.speed,
+        record.event_id,
+        record.generation,
+        io_json(record),
+    )
+
+
+def fingerprint(frame):
+    """What identifies a resent frame: its bytes, CRC included."""
+    return hashlib.blake2b(frame, digest_size=16).hexdigest()
+
+
+@implementer(ITelemetrySink)
+class RedisTelemetrySink:
+    """Stores AVL frames in the telemetry stream (contract: "Telemetry")."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        conn,
+        instance,
+        stream=keys.DEFAULT_TELEMETRY_STREAM,
+        maxlen=DEFAULT_MAXLEN,
+    ):
+        self.conn = conn
+        self.instance = instance
+        self.stream = stream
+        self.maxlen = maxlen
+
+    def store(self, imei, packet, frame, received_at):
+        args = [
+            self.stream,
+            keys.fingerprint(imei),
+            fingerprint(frame),
+            FINGERPRINT_TTL,
+            self.maxlen,
+            imei,
+            packet.codec,
+            self.instance,
+            received_at,
+        ]
+        line = generation_record_line if packet.codec == "16" else record_line
+        args.extend(map(line, packet.records))
+        d = self.conn.execute_command("EVALSHA", STORE_FRAME_SHA, 2, *args)
+        d.addErrback(self._loadScript, args)
+        d.addCallback(self._written, imei)
+        return d
+
+    def _loadScript(self, failure, args):
+        """Redis restarted or flushed its script cache: send the script itself."""
+        failure.trap(txredisapi.ResponseError)
+        if not str(failure.value).startswith("NOSCRIPT"):
+            return failure
+        return self.conn.execute_command("EVAL", STORE_FRAME, 2, *args)
+
+    def _written(self, reply, imei):
+        if int(reply) < 0:
+            self.log.info("Duplicate frame from {imei} not stored again", imei=imei)
+            return False
+        return True
