@@ -1,0 +1,286 @@
+"""AVL data (codecs 8, 8 Extended and 16): records in, records out.
+
+The same AVL data block (codec id, number of data 1, records, number of data
+2) travels in TCP frames and in UDP datagrams; this module reads and writes
+that block, and the transports wrap it.
+
+Decoding speed matters (the server decodes every record a fleet sends), so a
+record costs one ``unpack_from`` for its fixed fields plus one per IO group:
+each group's layout depends only on its element count, and the compiled
+``struct.Struct`` for a (group, count) pair is cached.  Every group's struct
+also reads the count of the group after it.
+"""
+
+import struct
+from types import MappingProxyType
+from typing import NamedTuple
+
+from teltonika.codec.errors import CodecError, MalformedFrame, UnsupportedCodec
+
+_NO_NX = MappingProxyType({})
+
+
+class AVLRecord(NamedTuple):
+    """One position with its IO elements, as the wire has it.
+
+    ``lon`` and ``lat`` are the signed wire integers (degrees x 1e7); ``io``
+    values are the unsigned wire integers (whether an IO id is signed is the
+    consumer's business); ``nx`` holds Codec 8E's variable-length values.
+    """
+
+    timestamp: int
+    priority: int
+    lon: int
+    lat: int
+    altitude: int
+    angle: int
+    satellites: int
+    speed: int
+    event_id: int
+    io: dict
+    nx: dict = _NO_NX
+    generation: int | None = None
+
+
+class AVLPacket(NamedTuple):
+    """The records of one TCP data frame; ``codec`` is "8", "8E" or "16"."""
+
+    codec: str
+    records: tuple
+
+
+_WIDTHS = (1, 2, 4, 8)
+_VALUE_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_POSITION = "QBiihHBH"  # timestamp .. speed, common to all three codecs
+
+
+class _Layout:
+    """Field sizes of one codec: ids and counts are one or two bytes wide."""
+
+    def __init__(self, codec_id, name, id_format, count_format, event_format):
+        self.codec_id = codec_id
+        self.name = name
+        self.id_format = id_format
+        self.count_format = count_format
+        self.has_nx = name == "8E"
+        self.has_generation = name == "16"
+        generation = "B" if self.has_generation else ""
+        # Fixed fields up to and including the count of the 1-byte group.
+        self.header = struct.Struct(
+            ">" + _POSITION + event_format + generation + count_format * 2
+        )
+        self.count = struct.Struct(">" + count_format)
+        # Decoding: group i's struct reads its elements and the next count
+        # (after the 8-byte group that is the NX count in 8E, nothing else).
+        self.groups = tuple(
+            _GroupStructs(
+                id_format + _VALUE_FORMATS[width],
+                count_format if width < 8 or self.has_nx else "",
+            )
+            for width in _WIDTHS
+        )
+        # Encoding: elements only; the count is packed separately.
+        self.element_packers = tuple(
+            _GroupStructs(id_format + _VALUE_FORMATS[width], "") for width in _WIDTHS
+        )
+        self.max_id = 0xFF if id_format == "B" else 0xFFFF
+        self.max_count = 0xFF if count_format == "B" else 0xFFFF
+
+
+class _GroupStructs(dict):
+    """count -> compiled Struct for a group of that many elements.
+
+    Counts above 255 (possible only with 8E's two-byte counts, and never seen
+    from a device) are compiled each time rather than cached, so hostile
+    frames cannot grow the cache without bound.
+    """
+
+    def __init__(self, element_format, trailing_format):
+        super().__init__()
+        self.element_format = element_format
+        self.trailing_format = trailing_format
+
+    def __missing__(self, count):
+        compiled = struct.Struct(
+            ">" + self.element_format * count + self.trailing_format
+        )
+        if count <= 0xFF:
+            self[count] = compiled
+        return compiled
+
+
+LAYOUTS = {
+    0x08: _Layout(0x08, "8", "B", "B", "B"),
+    0x8E: _Layout(0x8E, "8E", "H", "H", "H"),
+    0x10: _Layout(0x10, "16", "H", "B", "H"),
+}
+LAYOUTS_BY_NAME = {layout.name: layout for layout in LAYOUTS.values()}
+
+_NX_HEADER = struct.Struct(">HH")
+_U8 = struct.Struct(">B")
+
+
+def decode_avl_data(buf, start, end):
+    """Decode the AVL data block ``buf[start:end]`` (codec id .. number of
+    data 2) and return (codec name, records).  ``buf`` is the whole frame or
+    datagram, so offsets in error messages are offsets the operator sees.
+    """
+    if end - start < 3:
+        raise MalformedFrame(
+            f"AVL data needs at least 3 bytes (codec id, two record counts) "
+            f"at offset {start}, got {max(end - start, 0)}"
+        )
+    layout = LAYOUTS.get(buf[start])
+    if layout is None:
+        raise UnsupportedCodec(
+            f"codec id 0x{buf[start]:02x} at offset {start} is not an AVL codec "
+            f"(0x08, 0x8e and 0x10 are)"
+        )
+    count = buf[start + 1]
+    trailing_count = buf[end - 1]
+    if count != trailing_count:
+        raise MalformedFrame(
+            f"number of data 1 at offset {start + 1} is {count} but number of "
+            f"data 2 at offset {end - 1} is {trailing_count}"
+        )
+    records, pos = _decode_records(layout, buf, start + 2, end - 1, count)
+    if pos != end - 1:
+        raise MalformedFrame(
+            f"{end - 1 - pos} bytes left over at offset {pos} after the "
+            f"{count} records that number of data 1 announces"
+        )
+    return layout.name, records
+
+
+def _too_short(index, what, size, pos, limit):
+    return MalformedFrame(
+        f"record {index}: {what} needs {size} bytes at offset {pos}, "
+        f"records end at {limit}"
+    )
+
+
+_GROUP_NAMES = tuple(f"IO group of {width}-byte values" for width in _WIDTHS)
+
+
+def _decode_records(layout, buf, pos, limit, count):
+    """Decode ``count`` records from ``buf[pos:limit]``: (records, end)."""
+    header = layout.header
+    header_size = header.size
+    groups = layout.groups
+    has_nx = layout.has_nx
+    has_generation = layout.has_generation
+    records = []
+    for index in range(1, count + 1):
+        if pos + header_size > limit:
+            raise _too_short(index, "the fixed fields", header_size, pos, limit)
+        fields = header.unpack_from(buf, pos)
+        pos += header_size
+        if has_generation:
+            *position, event_id, generation, total, group_count = fields
+        else:
+            *position, event_id, total, group_count = fields
+            generation = None
+        seen = 0
+        io = {}
+        for group_index, structs in enumerate(groups):
+            group = structs[group_count]
+            if pos + group.size > limit:
+                raise _too_short(
+                    index, _GROUP_NAMES[group_index], group.size, pos, limit
+                )
+            values = group.unpack_from(buf, pos)
+            pos += group.size
+            seen += group_count
+            if group_count:
+                pairs = iter(values)
+                io.update(zip(pairs, pairs, strict=False))
+            group_count = values[-1] if values else 0
+        nx = _NO_NX
+        if has_nx:
+            nx, pos = _decode_nx(buf, pos, limit, group_count, index)
+            seen += group_count
+        if seen != total:
+            raise MalformedFrame(
+                f"record {index}: total IO count says {total} elements, "
+                f"the groups hold {seen} (record ends at offset {pos})"
+            )
+        records.append(AVLRecord(*position, event_id, io, nx, generation))
+    return tuple(records), pos
+
+
+def _decode_nx(buf, pos, limit, count, index):
+    nx = {}
+    for _ in range(count):
+        if pos + 4 > limit:
+            raise _too_short(index, "an NX element header", 4, pos, limit)
+        io_id, length = _NX_HEADER.unpack_from(buf, pos)
+        pos += 4
+        if pos + length > limit:
+            raise _too_short(index, f"NX element {io_id}'s value", length, pos, limit)
+        nx[io_id] = bytes(buf[pos : pos + length])
+        pos += length
+    return nx, pos
+
+
+def encode_avl_data(codec, records, widths=None):
+    """The AVL data block (codec id .. number of data 2) for ``records``."""
+    layout = LAYOUTS_BY_NAME.get(codec)
+    if layout is None:
+        raise CodecError(f"cannot encode codec {codec!r}: use '8', '8E' or '16'")
+    records = tuple(records)
+    if len(records) > 0xFF:
+        raise CodecError(f"a frame holds at most 255 records, got {len(records)}")
+    parts = [_U8.pack(layout.codec_id), _U8.pack(len(records))]
+    for index, record in enumerate(records, 1):
+        try:
+            parts.append(_encode_record(layout, record, widths or {}))
+        except struct.error as exc:
+            raise CodecError(
+                f"record {index}: a value is out of range: {exc}"
+            ) from None
+    parts.append(_U8.pack(len(records)))
+    return b"".join(parts)
+
+
+def _smallest_width(value):
+    for width in _WIDTHS:
+        if value < 1 << (8 * width):
+            return width
+    raise CodecError(f"IO value {value} does not fit in 8 bytes")
+
+
+def _encode_record(layout, record, widths):
+    if record.generation is not None and not layout.has_generation:
+        raise CodecError(f"codec {layout.name} has no generation type")
+    if layout.has_generation and record.generation is None:
+        raise CodecError("codec 16 records need a generation type (0-7)")
+    if record.nx and not layout.has_nx:
+        raise CodecError(f"codec {layout.name} has no NX (variable-length) group")
+    groups = {width: [] for width in _WIDTHS}
+    for io_id, value in record.io.items():
+        if not 0 <= io_id <= layout.max_id:
+            raise CodecError(f"IO id {io_id} does not fit codec {layout.name}")
+        if value < 0:
+            raise CodecError(f"IO {io_id}: values are unsigned, got {value}")
+        width = widths.get(io_id) or _smallest_width(value)
+        if width not in groups:
+            raise CodecError(f"IO {io_id}: width {width} is not 1, 2, 4 or 8")
+        groups[width] += (io_id, value)
+    total = len(record.io) + len(record.nx)
+    if total > layout.max_count:
+        raise CodecError(f"{total} IO elements do not fit codec {layout.name}")
+    generation = () if record.generation is None else (record.generation,)
+    head = layout.header.pack(*record[:9], *generation, total, len(groups[1]) // 2)
+    parts = [head]
+    for group_index, width in enumerate(_WIDTHS):
+        elements = groups[width]
+        packer = layout.element_packers[group_index][len(elements) // 2]
+        parts.append(packer.pack(*elements))
+        if width < 8:
+            parts.append(layout.count.pack(len(groups[width * 2]) // 2))
+    if layout.has_nx:
+        parts.append(layout.count.pack(len(record.nx)))
+        for io_id, value in record.nx.items():
+            parts.append(_NX_HEADER.pack(io_id, len(value)))
+            parts.append(bytes(value))
+    return b"".join(parts)
