@@ -1,0 +1,62 @@
+"""Which devices may log in: the back office's allowlist, or anyone.
+
+Every login and every heartbeat asks, so each answer is one Redis round trip
+at most.  Failing closed is the caller's decision; this module only makes
+sure that an unanswerable question errbacks (the connection is bounded in
+time, see L{teltonika.redisconn}) instead of hanging.
+"""
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from teltonika import keys
+from teltonika.interfaces import IDeviceAuthority
+
+
+def well_formed(imei):
+    """15 ASCII digits, as the contract defines an IMEI."""
+    return len(imei) == 15 and imei.isascii() and imei.isdigit()
+
+
+@implementer(IDeviceAuthority)
+class AllowlistAuthority:
+    """Allows the IMEIs in the C{devices:allowed} set, which the back office keeps."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def is_allowed(self, imei):
+        if not well_formed(imei):
+            return defer.succeed(False)
+        d = self.conn.execute_command("SISMEMBER", keys.ALLOWED_DEVICES, imei)
+        return d.addCallback(lambda member: int(member) == 1)
+
+    def still_allowed(self, imeis):
+        imeis = list(imeis)
+        if not imeis:
+            return defer.succeed(set())
+        d = self.conn.execute_command("SMISMEMBER", keys.ALLOWED_DEVICES, *imeis)
+        return d.addCallback(
+            lambda members: {
+                imei
+                for imei, member in zip(imeis, members, strict=True)
+                if int(member) == 1
+            }
+        )
+
+
+@implementer(IDeviceAuthority)
+class OpenAuthority:
+    """Allows any well-formed IMEI: for development, never for a fleet."""
+
+    log = Logger()
+
+    def __init__(self):
+        self.log.warn("Device authority is open: any well-formed IMEI may log in")
+
+    def is_allowed(self, imei):
+        return defer.succeed(well_formed(imei))
+
+    def still_allowed(self, imeis):
+        return defer.succeed(set(imeis))
