@@ -172,7 +172,7 @@ def _decode_records(layout, buf, pos, limit, count):
     records = []
     for index in range(1, count + 1):
         if pos + header_size > limit:
-            raise _too_short(index, "the fixed fields", header_size, pos, limit)
+            raise _too_short(index, "the record header", header_size, pos, limit)
         fields = header.unpack_from(buf, pos)
         pos += header_size
         if has_generation:

@@ -40,6 +40,8 @@ def frame_to_json(frame):
         entry["text"] = frame.payload.decode("utf-8", "replace")
         entry["hex"] = frame.payload.hex()
         return entry
+    if not isinstance(frame, AVLPacket | UDPPacket):
+        raise TypeError(f"not a decoded frame: {frame!r}")
     entry = {"codec": frame.codec}
     if isinstance(frame, UDPPacket):
         entry.update(
@@ -48,7 +50,5 @@ def frame_to_json(frame):
             packet_id=frame.packet_id,
             avl_packet_id=frame.avl_packet_id,
         )
-    elif not isinstance(frame, AVLPacket):
-        raise TypeError(f"not a decoded frame: {frame!r}")
     entry["records"] = [record_to_json(record) for record in frame.records]
     return entry
