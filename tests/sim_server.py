@@ -10,6 +10,7 @@ keeps only counts, and prints them every 10 s: the bench's minimal server.
 """
 
 import argparse
+import resource
 import sys
 from collections import defaultdict
 
@@ -146,6 +147,8 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=5027)
     parser.add_argument("--interface", default="127.0.0.1")
     args = parser.parse_args(argv)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     server = SimServer(keep=False)
     reactor.listenTCP(args.port, server, interface=args.interface, backlog=4096)
 
