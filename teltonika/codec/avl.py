@@ -5,10 +5,11 @@ The same AVL data block (codec id, number of data 1, records, number of data
 that block, and the transports wrap it.
 
 Decoding speed matters (the server decodes every record a fleet sends), so a
-record costs one ``unpack_from`` for its fixed fields plus one per IO group:
-each group's layout depends only on its element count, and the compiled
-``struct.Struct`` for a (group, count) pair is cached.  Every group's struct
-also reads the count of the group after it.
+record costs one ``unpack_from``: walking its four group counts gives the
+record's shape, and one compiled ``struct.Struct`` per shape (cached) reads
+every fixed field and IO element at once, skipping the counts as padding.
+Devices send few distinct shapes, so the cache stays small; it is bounded
+anyway, against hostile input.
 """
 
 import struct
@@ -60,50 +61,60 @@ class _Layout:
     def __init__(self, codec_id, name, id_format, count_format, event_format):
         self.codec_id = codec_id
         self.name = name
-        self.id_format = id_format
-        self.count_format = count_format
         self.has_nx = name == "8E"
         self.has_generation = name == "16"
         generation = "B" if self.has_generation else ""
-        # Fixed fields up to and including the count of the 1-byte group.
-        self.header = struct.Struct(
-            ">" + _POSITION + event_format + generation + count_format * 2
-        )
+        fixed = ">" + _POSITION + event_format + generation + count_format
+        # Fixed fields and the count of the 1-byte group, for encoding.
+        self.header = struct.Struct(fixed + count_format)
         self.count = struct.Struct(">" + count_format)
-        # Decoding: group i's struct reads its elements and the next count
-        # (after the 8-byte group that is the NX count in 8E, nothing else).
-        self.groups = tuple(
-            _GroupStructs(
-                id_format + _VALUE_FORMATS[width],
-                count_format if width < 8 or self.has_nx else "",
-            )
-            for width in _WIDTHS
+        self.count_size = self.count.size
+        # Bytes before the first group count, and each group's element size.
+        self.prefix_size = struct.calcsize(fixed)
+        element_formats = tuple(id_format + _VALUE_FORMATS[w] for w in _WIDTHS)
+        self.element_sizes = tuple(
+            struct.calcsize(">" + element) for element in element_formats
         )
-        # Encoding: elements only; the count is packed separately.
+        self.shapes = _ShapeStructs(fixed, f"{self.count_size}x", element_formats)
         self.element_packers = tuple(
-            _GroupStructs(id_format + _VALUE_FORMATS[width], "") for width in _WIDTHS
+            _ElementPackers(element) for element in element_formats
         )
         self.max_id = 0xFF if id_format == "B" else 0xFFFF
         self.max_count = 0xFF if count_format == "B" else 0xFFFF
 
 
-class _GroupStructs(dict):
-    """count -> compiled Struct for a group of that many elements.
+class _ShapeStructs(dict):
+    """(n1, n2, n4, n8) -> the Struct that reads a whole record of that
+    shape, group counts skipped as padding (8E's NX group excluded)."""
 
-    Counts above 255 (possible only with 8E's two-byte counts, and never seen
-    from a device) are compiled each time rather than cached, so hostile
-    frames cannot grow the cache without bound.
-    """
+    LIMIT = 4096
 
-    def __init__(self, element_format, trailing_format):
+    def __init__(self, fixed_format, count_padding, element_formats):
+        super().__init__()
+        self.fixed_format = fixed_format
+        self.count_padding = count_padding
+        self.element_formats = element_formats
+
+    def __missing__(self, shape):
+        groups = zip(self.element_formats, shape, strict=True)
+        compiled = struct.Struct(
+            self.fixed_format
+            + "".join(self.count_padding + element * count for element, count in groups)
+        )
+        if len(self) < self.LIMIT:
+            self[shape] = compiled
+        return compiled
+
+
+class _ElementPackers(dict):
+    """count -> compiled Struct that packs that many elements of one group."""
+
+    def __init__(self, element_format):
         super().__init__()
         self.element_format = element_format
-        self.trailing_format = trailing_format
 
     def __missing__(self, count):
-        compiled = struct.Struct(
-            ">" + self.element_format * count + self.trailing_format
-        )
+        compiled = struct.Struct(">" + self.element_format * count)
         if count <= 0xFF:
             self[count] = compiled
         return compiled
@@ -123,7 +134,8 @@ _U8 = struct.Struct(">B")
 def decode_avl_data(buf, start, end):
     """Decode the AVL data block ``buf[start:end]`` (codec id .. number of
     data 2) and return (codec name, records).  ``buf`` is the whole frame or
-    datagram, so offsets in error messages are offsets the operator sees.
+    datagram (bytes), so offsets in error messages are offsets the operator
+    sees.
     """
     if end - start < 3:
         raise MalformedFrame(
@@ -164,51 +176,67 @@ _GROUP_NAMES = tuple(f"IO group of {width}-byte values" for width in _WIDTHS)
 
 def _decode_records(layout, buf, pos, limit, count):
     """Decode ``count`` records from ``buf[pos:limit]``: (records, end)."""
-    header = layout.header
-    header_size = header.size
-    groups = layout.groups
+    prefix_size = layout.prefix_size
+    count_size = layout.count_size
+    wide = count_size == 2
+    size1, size2, size4, size8 = layout.element_sizes
+    shapes = layout.shapes
     has_nx = layout.has_nx
     has_generation = layout.has_generation
+    first_id = 11 if has_generation else 10  # index in an unpacked record
+    make_record = tuple.__new__
     records = []
     for index in range(1, count + 1):
-        if pos + header_size > limit:
-            raise _too_short(index, "the record header", header_size, pos, limit)
-        fields = header.unpack_from(buf, pos)
-        pos += header_size
-        if has_generation:
-            *position, event_id, generation, total, group_count = fields
-        else:
-            *position, event_id, total, group_count = fields
-            generation = None
-        seen = 0
-        io = {}
-        for group_index, structs in enumerate(groups):
-            group = structs[group_count]
-            if pos + group.size > limit:
-                raise _too_short(
-                    index, _GROUP_NAMES[group_index], group.size, pos, limit
-                )
-            values = group.unpack_from(buf, pos)
-            pos += group.size
-            seen += group_count
-            if group_count:
-                pairs = iter(values)
-                io.update(zip(pairs, pairs, strict=False))
-            group_count = values[-1] if values else 0
+        # Walk the group counts, checking that each group fits: the shape.
+        p = pos + prefix_size
+        if p + count_size > limit:
+            raise _too_short(
+                index, "the record header", prefix_size + count_size, pos, limit
+            )
+        n1 = buf[p] << 8 | buf[p + 1] if wide else buf[p]
+        p += count_size
+        if p + n1 * size1 + count_size > limit:
+            raise _too_short(index, _GROUP_NAMES[0], n1 * size1 + count_size, p, limit)
+        p += n1 * size1
+        n2 = buf[p] << 8 | buf[p + 1] if wide else buf[p]
+        p += count_size
+        if p + n2 * size2 + count_size > limit:
+            raise _too_short(index, _GROUP_NAMES[1], n2 * size2 + count_size, p, limit)
+        p += n2 * size2
+        n4 = buf[p] << 8 | buf[p + 1] if wide else buf[p]
+        p += count_size
+        if p + n4 * size4 + count_size > limit:
+            raise _too_short(index, _GROUP_NAMES[2], n4 * size4 + count_size, p, limit)
+        p += n4 * size4
+        n8 = buf[p] << 8 | buf[p + 1] if wide else buf[p]
+        p += count_size
+        if p + n8 * size8 > limit:
+            raise _too_short(index, _GROUP_NAMES[3], n8 * size8, p, limit)
+        fields = shapes[n1, n2, n4, n8].unpack_from(buf, pos)
+        pos = p + n8 * size8
+        io = dict(zip(fields[first_id::2], fields[first_id + 1 :: 2], strict=True))
+        seen = n1 + n2 + n4 + n8
         nx = _NO_NX
         if has_nx:
-            nx, pos = _decode_nx(buf, pos, limit, group_count, index)
-            seen += group_count
+            nx, pos = _decode_nx(buf, pos, limit, index)
+            seen += len(nx)
+        total = fields[first_id - 1]
         if seen != total:
             raise MalformedFrame(
                 f"record {index}: total IO count says {total} elements, "
                 f"the groups hold {seen} (record ends at offset {pos})"
             )
-        records.append(AVLRecord(*position, event_id, io, nx, generation))
+        generation = fields[9] if has_generation else None
+        records.append(make_record(AVLRecord, (*fields[:9], io, nx, generation)))
     return tuple(records), pos
 
 
-def _decode_nx(buf, pos, limit, count, index):
+def _decode_nx(buf, pos, limit, index):
+    """Codec 8E's NX group at ``pos``: (id -> bytes, end)."""
+    if pos + 2 > limit:
+        raise _too_short(index, "the NX count", 2, pos, limit)
+    count = buf[pos] << 8 | buf[pos + 1]
+    pos += 2
     nx = {}
     for _ in range(count):
         if pos + 4 > limit:
@@ -217,7 +245,7 @@ def _decode_nx(buf, pos, limit, count, index):
         pos += 4
         if pos + length > limit:
             raise _too_short(index, f"NX element {io_id}'s value", length, pos, limit)
-        nx[io_id] = bytes(buf[pos : pos + length])
+        nx[io_id] = buf[pos : pos + length]
         pos += length
     return nx, pos
 
