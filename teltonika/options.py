@@ -27,7 +27,7 @@ def _positive(kind):
             raise ValueError(f"must be above 0, not {text}")
         return value
 
-    coerce.coerceDoc = f"A {kind.__name__} above 0."
+    coerce.coerceDoc = {int: "A whole number", float: "A number"}[kind] + " above 0."
     return coerce
 
 
@@ -57,6 +57,14 @@ class Options(usage.Options):
             "embedded",
             "Redis to use: 'embedded' (a private redis-server in --state-dir), "
             "or a redis://, rediss:// or unix:// URL.",
+        ],
+        [
+            "redis-timeout",
+            None,
+            5.0,
+            "Seconds a Redis command may take before it counts as failed "
+            "(no ACK, login refused).",
+            _positive(float),
         ],
         [
             "state-dir",
@@ -124,6 +132,13 @@ class Options(usage.Options):
             None,
             5.0,
             "Seconds a frame being stored gets to be ACKed when the server stops.",
+            _positive(float),
+        ],
+        [
+            "heartbeat-interval",
+            None,
+            10.0,
+            "Seconds between heartbeats; the heartbeat key lives three of them.",
             _positive(float),
         ],
         [

@@ -1,5 +1,4 @@
 import pytest
-
 from redis_server import RedisServer
 
 
