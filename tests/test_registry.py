@@ -9,6 +9,7 @@ from twisted.internet import defer, task
 from twisted.logger import globalLogPublisher
 
 from teltonika import keys
+from teltonika.authority import AllowlistAuthority
 from teltonika.redisconn import connection_pool, ping
 from teltonika.registry import REVOKED, HeartbeatService, Registry
 
@@ -39,23 +40,6 @@ class Sockets:
         self.closed.append((imei, reason))
 
 
-class SetAuthority:
-    """
-    The allowlist check the heartbeat uses, one SMISMEMBER; stands in for
-    teltonika.authority, which another helper is writing at the same time.
-    """
-
-    def __init__(self, conn):
-        self.conn = conn
-
-    @defer.inlineCallbacks
-    def still_allowed(self, imeis):
-        flags = yield self.conn.execute_command(
-            "SMISMEMBER", keys.ALLOWED_DEVICES, *imeis
-        )
-        return {imei for imei, flag in zip(imeis, flags, strict=True) if flag == 1}
-
-
 class BrokenAuthority:
     def still_allowed(self, imeis):
         return defer.fail(RuntimeError("authority unavailable"))
@@ -64,9 +48,8 @@ class BrokenAuthority:
 def heartbeat_service(conn, sockets, instance="alpha", authority=None):
     clock = task.Clock()
     registry = Registry(conn, instance, clock=clock, host="box", pid=42)
-    service = HeartbeatService(
-        registry, authority or SetAuthority(conn), sockets, interval=10, clock=clock
-    )
+    authority = authority or AllowlistAuthority(conn)
+    service = HeartbeatService(registry, authority, sockets, interval=10, clock=clock)
     return service, clock
 
 
