@@ -170,3 +170,14 @@ async def test_console_script_runs_to_the_frame_bound_and_exits_0(server):
     assert b"frames sent=20 acked=20 resent=0 records=60" in out
     assert server.record_count == 60
     assert len(server.records) == 5
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_hundred_devices_every_record_once_in_order(server):
+    server, port = server
+    fleet, done = run_fleet(server, port, 200, codec="mix", records=2, frames=20)
+    stats = await done
+    assert stats.records_acked == stats.records == 200 * 20 * 2
+    for device in fleet.devices:
+        assert server.records[device.imei] == device.generated
+    assert stats.frames_resent == 0

@@ -27,9 +27,6 @@ class Ticker:
         self._loop = LoopingCall.withCount(self._advance)
         self._loop.clock = clock
 
-    def __len__(self):
-        return len(self._bucket_of)
-
     def start(self):
         self._loop.start(self.interval, now=False)
 
