@@ -218,8 +218,15 @@ def _decode_records(layout, buf, pos, limit, count):
         seen = n1 + n2 + n4 + n8
         nx = _NO_NX
         if has_nx:
-            nx, pos = _decode_nx(buf, pos, limit, index)
-            seen += len(nx)
+            if pos + 2 > limit:
+                raise _too_short(index, "the NX count", 2, pos, limit)
+            nx_count = buf[pos] << 8 | buf[pos + 1]
+            pos += 2
+            if nx_count:
+                nx, pos = _decode_nx(buf, pos, limit, index, nx_count)
+            else:
+                nx = {}
+            seen += nx_count
         total = fields[first_id - 1]
         if seen != total:
             raise MalformedFrame(
@@ -231,12 +238,9 @@ def _decode_records(layout, buf, pos, limit, count):
     return tuple(records), pos
 
 
-def _decode_nx(buf, pos, limit, index):
-    """Codec 8E's NX group at ``pos``: (id -> bytes, end)."""
-    if pos + 2 > limit:
-        raise _too_short(index, "the NX count", 2, pos, limit)
-    count = buf[pos] << 8 | buf[pos + 1]
-    pos += 2
+def _decode_nx(buf, pos, limit, index, count):
+    """The ``count`` elements of Codec 8E's NX group at ``pos``: (id -> bytes,
+    end)."""
     nx = {}
     for _ in range(count):
         if pos + 4 > limit:

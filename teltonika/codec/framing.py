@@ -155,7 +155,6 @@ def decode_frame(frame):
             f"data length at offset 4 says {length} bytes, so the frame should be "
             f"{length + _ENVELOPE} bytes; it is {size}"
         )
-    _check_declared_length(length, size)
     crc_offset = size - 4
     stated = _U32.unpack_from(frame, crc_offset)[0]
     computed = crc16(frame[8:crc_offset])
@@ -166,7 +165,8 @@ def decode_frame(frame):
         )
     codec_id = frame[8]
     if codec_id in LAYOUTS:
-        return AVLPacket(*decode_avl_data(frame, 8, crc_offset))
+        # decode_avl_data returns (codec, records): build the packet in C.
+        return tuple.__new__(AVLPacket, decode_avl_data(frame, 8, crc_offset))
     if codec_id in CODEC_NAMES:
         return decode_message_data(frame, 8, crc_offset)
     raise UnsupportedCodec(
