@@ -4,6 +4,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
+from teltonika import sendqueue
 from teltonika.protocol import TeltonikaProtocol
 
 
@@ -27,6 +28,7 @@ class TeltonikaFactory(ServerFactory):
         max_frame=65536,
         login_timeout=30.0,
         idle_timeout=600.0,
+        queue_depth=sendqueue.DEFAULT_DEPTH,
     ):
         self.authority = authority
         self.telemetry = telemetry
@@ -37,6 +39,7 @@ class TeltonikaFactory(ServerFactory):
         self.max_frame = max_frame
         self.login_timeout = login_timeout
         self.idle_timeout = idle_timeout
+        self.queue_depth = queue_depth
         self.connections = set()
         self.devices = {}
         self._all_closed = None
@@ -49,7 +52,7 @@ class TeltonikaFactory(ServerFactory):
         older = self.devices.get(protocol.imei)
         self.devices[protocol.imei] = protocol
         if older is not None:
-            older.close("superseded by a newer login")
+            older.close("superseded by a newer login", sendqueue.SUPERSEDED)
         self._tell_registry("register", protocol.imei)
 
     def connection_lost(self, protocol):
@@ -98,7 +101,7 @@ class TeltonikaFactory(ServerFactory):
             return defer.succeed(None)
         self._all_closed = defer.Deferred()
         for protocol in list(self.connections):
-            protocol.close_when_idle("server shutting down")
+            protocol.close_when_idle("server shutting down", sendqueue.SHUTDOWN)
         abort = self.clock.callLater(grace, self._abort_all)
         self._all_closed.addBoth(_cancel_then_pass, abort)
         return self._all_closed

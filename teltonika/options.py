@@ -10,7 +10,7 @@ import socket
 
 from twisted.python import usage
 
-from teltonika import keys
+from teltonika import keys, sendqueue
 from teltonika.logs import json_lines_observer
 
 ENV_PREFIX = "TELTONIKA_"
@@ -29,6 +29,16 @@ def _positive(kind):
 
     coerce.coerceDoc = {int: "A whole number", float: "A number"}[kind] + " above 0."
     return coerce
+
+
+def _not_negative(text):
+    value = float(text)
+    if value < 0:
+        raise ValueError(f"must be 0 or more, not {text}")
+    return value
+
+
+_not_negative.coerceDoc = "A number, 0 or more."
 
 
 def _choice(*choices):
@@ -140,6 +150,21 @@ class Options(usage.Options):
             10.0,
             "Seconds between heartbeats; the heartbeat key lives three of them.",
             _positive(float),
+        ],
+        [
+            "janitor-interval",
+            None,
+            30.0,
+            "Seconds between janitor runs (cleaning up after dead instances); "
+            "0 leaves that to a separate twistd teltonika-janitor.",
+            _not_negative,
+        ],
+        [
+            "queue-depth",
+            None,
+            sendqueue.DEFAULT_DEPTH,
+            "Commands a device may have waiting, the one being answered included.",
+            _positive(int),
         ],
         [
             "log-format",

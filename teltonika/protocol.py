@@ -14,10 +14,14 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
-from teltonika import codec
+from teltonika import codec, sendqueue
+from teltonika.commands import encode_command
 
 ACCEPT = b"\x01"
 REFUSE = b"\x00"
+# Message types of a device's reply to a Codec 12/14 command.
+ANSWER = 0x06
+NACK = 0x11
 
 # Three bad CRCs in a row: the link or the device is broken, and resending the
 # same frame over this socket is not going to fix it.
@@ -52,6 +56,9 @@ class TeltonikaProtocol(Protocol, TimeoutMixin):
         self._connected_at = None
         self._close_reason = None
         self._close_when_idle = None
+        self._commands_fail_with = sendqueue.DISCONNECTED
+        self._reading = False
+        self.commands = None
 
     # Connection life -----------------------------------------------------
 
@@ -64,6 +71,13 @@ class TeltonikaProtocol(Protocol, TimeoutMixin):
         self._login_deadline = factory.clock.callLater(
             factory.login_timeout, self._login_timed_out
         )
+        self.commands = sendqueue.SendQueue(
+            self.transport.write,
+            encode_command,
+            factory.clock,
+            self._may_write_command,
+            depth=factory.queue_depth,
+        )
         factory.connection_made(self)
 
     def connectionLost(self, reason):
@@ -71,6 +85,7 @@ class TeltonikaProtocol(Protocol, TimeoutMixin):
             self._login_deadline.cancel()
         self.setTimeout(None)
         self.state = State.CLOSING
+        self.commands.fail_all(self._commands_fail_with)
         self.log.info(
             "disconnect imei={imei} peer={peer} reason={reason} "
             "duration={duration:.1f}s frames={frames}",
@@ -82,20 +97,24 @@ class TeltonikaProtocol(Protocol, TimeoutMixin):
         )
         self.factory.connection_lost(self)
 
-    def close(self, reason):
-        """Close the socket once what was written has gone out."""
+    def close(self, reason, commands_fail_with=sendqueue.DISCONNECTED):
+        """
+        Close the socket once what was written has gone out; its commands
+        fail with C{commands_fail_with}.
+        """
         if self.state is State.CLOSING:
             return
         self.state = State.CLOSING
         self._close_reason = reason
+        self._commands_fail_with = commands_fail_with
         self.transport.loseConnection()
 
-    def close_when_idle(self, reason):
+    def close_when_idle(self, reason, commands_fail_with):
         """Close now, or right after the frame being stored has been ACKed."""
         if self._waiting and self.state is State.LOGGED_IN:
-            self._close_when_idle = reason
+            self._close_when_idle = (reason, commands_fail_with)
         else:
-            self.close(reason)
+            self.close(reason, commands_fail_with)
 
     def timeoutConnection(self):
         self.close(f"idle for {self.factory.idle_timeout}s")
@@ -111,7 +130,18 @@ class TeltonikaProtocol(Protocol, TimeoutMixin):
         self._process_buffer()
 
     def _process_buffer(self):
-        """Handle every complete frame buffered, until one has to wait."""
+        """
+        Handle every complete frame buffered, until one has to wait; once
+        none is left, a command may go out.
+        """
+        self._reading = True
+        try:
+            self._handle_buffered_frames()
+        finally:
+            self._reading = False
+        self.commands.poke()
+
+    def _handle_buffered_frames(self):
         while not self._waiting and self.state is not State.CLOSING:
             try:
                 kind, size = codec.next_frame(self._buffer, self.factory.max_frame)
@@ -134,6 +164,13 @@ class TeltonikaProtocol(Protocol, TimeoutMixin):
             else:
                 self._data_frame(frame)
 
+    def _may_write_command(self):
+        """
+        Commands go out only between frames: never between a frame's arrival
+        and its ACK, so the ACK bytes always come first.
+        """
+        return self.state is State.LOGGED_IN and not self._waiting and not self._reading
+
     def _wait(self):
         """Stop reading until the current frame's outcome is known."""
         self._waiting = True
@@ -142,7 +179,7 @@ class TeltonikaProtocol(Protocol, TimeoutMixin):
     def _resume(self):
         self._waiting = False
         if self._close_when_idle is not None:
-            self.close(self._close_when_idle)
+            self.close(*self._close_when_idle)
         if self.state is State.CLOSING:
             return
         self.transport.resumeProducing()
@@ -283,9 +320,20 @@ class TeltonikaProtocol(Protocol, TimeoutMixin):
         self.close("telemetry not stored")
 
     def _device_message(self, message, received_at):
-        """Neither telemetry nor awaited: kept for the back office, never ACKed."""
+        """A command's answer, or else kept for the back office; never ACKed."""
+        if self._answers_command(message):
+            return
         d = self.factory.messages.store(self.imei, message, int(received_at * 1000))
         d.addErrback(self._message_not_stored, message)
+
+    def _answers_command(self, message):
+        if message.codec not in ("12", "14"):
+            return False
+        if message.type == ANSWER:
+            return self.commands.answer(message)
+        if message.codec == "14" and message.type == NACK:
+            return self.commands.fail_outstanding(sendqueue.NACK)
+        return False
 
     def _message_not_stored(self, failure, message):
         self.factory.metrics.redis_errors.labels("messages").inc()

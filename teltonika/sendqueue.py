@@ -21,6 +21,8 @@ EXPIRED = "expired"
 QUEUE_FULL = "queue_full"
 TIMEOUT = "timeout"
 INVALID = "invalid"
+# The device refused the outstanding command (Codec 14 nACK).
+NACK = "nack"
 # Reasons the connection gives to fail_all().
 DISCONNECTED = "disconnected"
 SUPERSEDED = "superseded"

@@ -18,6 +18,7 @@ from teltonika.authority import AllowlistAuthority, OpenAuthority
 from teltonika.embedded import EmbeddedRedis
 from teltonika.factory import TeltonikaFactory
 from teltonika.health import HealthApp
+from teltonika.janitor import Janitor, JanitorService
 from teltonika.messages import RedisMessageSink
 from teltonika.metrics import Metrics
 from teltonika.registry import HeartbeatService, Registry
@@ -53,6 +54,7 @@ class TeltonikaService(MultiService):
         self.redis = None
         self.factory = None
         self.heartbeat = None
+        self.janitor = None
         self.health_port = None
         self.device_ports = []
         self.accepting = defer.Deferred()
@@ -99,6 +101,13 @@ class TeltonikaService(MultiService):
         )
         self.heartbeat.setServiceParent(self)
         await self.heartbeat.whenReady()
+        if self.options["janitor-interval"]:
+            self.janitor = JanitorService(
+                Janitor(self.redis, self.options["instance-id"], clock=self.reactor),
+                interval=self.options["janitor-interval"],
+                clock=self.reactor,
+            )
+            self.janitor.setServiceParent(self)
         for description in self.options["listen"]:
             self.device_ports.append(await self._listen(description, self.factory))
         self.log.info(
@@ -146,6 +155,7 @@ class TeltonikaService(MultiService):
             max_frame=options["max-frame"],
             login_timeout=options["login-timeout"],
             idle_timeout=options["idle-timeout"],
+            queue_depth=options["queue-depth"],
         )
 
     def _start_failed(self, failure):
@@ -165,8 +175,9 @@ class TeltonikaService(MultiService):
         self.device_ports = []
         if self.factory is not None:
             await self.factory.close_all(self.options["shutdown-grace"])
-        if self.heartbeat is not None:
-            await self.heartbeat.disownServiceParent()
+        for child in (self.janitor, self.heartbeat):
+            if child is not None:
+                await defer.maybeDeferred(child.disownServiceParent)
         if self.redis is not None:
             await self.redis.disconnect()
         if self.health_port is not None:

@@ -14,6 +14,7 @@ from protocol_fakes import (
 from twisted.internet import defer
 
 from teltonika import codec
+from teltonika.commands import Command, encode_command
 
 
 def frame_of(*records, codec_name="8E"):
@@ -396,3 +397,117 @@ def test_close_all_aborts_what_is_still_open_after_the_grace_period():
     factory.clock.advance(5)
     assert not busy_transport.connected
     assert done.called
+
+
+# Commands ------------------------------------------------------------------
+
+
+def getinfo(imei=IMEI, codec_name="12"):
+    return Command(codec_name, b"getinfo", imei)
+
+
+def answer_frame(text, codec_name="12", imei=None):
+    return codec.encode_message(codec_name, 0x06, text, imei=imei)
+
+
+def outcomes_of(deferred):
+    seen = []
+    deferred.addCallback(seen.append)
+    return seen
+
+
+def test_command_is_written_and_the_answer_is_its_outcome():
+    factory = make_factory()
+    protocol, transport = logged_in(factory)
+    seen = outcomes_of(protocol.commands.submit(getinfo()))
+    assert transport.value() == encode_command(getinfo())
+    protocol.dataReceived(answer_frame(b"RTC:2026/12/3"))
+    [outcome] = seen
+    assert outcome.status == "responded"
+    assert outcome.answer.payload == b"RTC:2026/12/3"
+    assert factory.messages.stored == []
+
+
+def test_command_waits_for_the_login():
+    factory = make_factory()
+    protocol, transport = connect(factory)
+    protocol.commands.submit(getinfo())
+    assert transport.value() == b""
+    protocol.dataReceived(codec.encode_login(IMEI))
+    assert transport.value() == b"\x01" + encode_command(getinfo())
+
+
+def test_ack_goes_out_before_a_command_submitted_while_storing():
+    factory = make_factory()
+    protocol, transport = logged_in(factory)
+    protocol.dataReceived(frame_of(record(1)))
+    protocol.commands.submit(getinfo())
+    assert transport.value() == b""
+    factory.telemetry.finish()
+    assert transport.value() == b"\x00\x00\x00\x01" + encode_command(getinfo())
+
+
+def test_no_command_between_buffered_frames_and_their_acks():
+    factory = make_factory()
+    protocol, transport = logged_in(factory)
+    protocol.commands.submit(getinfo())
+    transport.clear()
+    protocol.dataReceived(answer_frame(b"ok") + frame_of(record(1)))
+    protocol.commands.submit(Command("12", b"getver", IMEI))
+    assert transport.value() == b""
+    factory.telemetry.finish()
+    assert transport.value() == b"\x00\x00\x00\x01" + encode_command(
+        Command("12", b"getver", IMEI)
+    )
+
+
+def test_answer_with_no_command_outstanding_is_a_device_message():
+    factory = make_factory()
+    protocol, _ = logged_in(factory)
+    protocol.dataReceived(answer_frame(b"late answer"))
+    [(_, message)] = factory.messages.stored
+    assert message.payload == b"late answer"
+
+
+def test_codec_14_nack_fails_the_command():
+    factory = make_factory()
+    protocol, _ = logged_in(factory)
+    seen = outcomes_of(protocol.commands.submit(getinfo(OTHER_IMEI, "14")))
+    protocol.dataReceived(codec.encode_message("14", 0x11, b"", imei=IMEI))
+    assert [(o.status, o.reason) for o in seen] == [("failed", "nack")]
+
+
+def test_unanswered_command_times_out_and_the_next_one_goes():
+    factory = make_factory()
+    protocol, transport = logged_in(factory)
+    first = outcomes_of(protocol.commands.submit(getinfo(), timeout_ms=5000))
+    protocol.commands.submit(Command("12", b"getver", IMEI))
+    transport.clear()
+    factory.clock.advance(5)
+    assert [(o.status, o.reason) for o in first] == [("failed", "timeout")]
+    assert transport.value() == encode_command(Command("12", b"getver", IMEI))
+
+
+def test_commands_fail_as_disconnected_when_the_socket_closes():
+    factory = make_factory()
+    protocol, transport = logged_in(factory)
+    written = outcomes_of(protocol.commands.submit(getinfo()))
+    queued = outcomes_of(protocol.commands.submit(getinfo()))
+    transport.loseConnection()
+    assert [o.reason for o in written + queued] == ["disconnected", "disconnected"]
+
+
+def test_commands_fail_as_superseded_when_a_newer_login_replaces_the_socket():
+    factory = make_factory()
+    older, _ = logged_in(factory)
+    seen = outcomes_of(older.commands.submit(getinfo()))
+    logged_in(factory)
+    assert [o.reason for o in seen] == ["superseded"]
+
+
+def test_commands_fail_as_shutdown_when_the_server_stops():
+    factory = make_factory()
+    protocol, _ = logged_in(factory)
+    seen = outcomes_of(protocol.commands.submit(getinfo()))
+    factory.close_all(grace=5)
+    assert [o.reason for o in seen] == ["shutdown"]
