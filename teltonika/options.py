@@ -11,7 +11,6 @@ import socket
 from twisted.python import usage
 
 from teltonika import keys, sendqueue
-from teltonika.logs import json_lines_observer
 
 ENV_PREFIX = "TELTONIKA_"
 
@@ -210,11 +209,11 @@ class Options(usage.Options):
     def postOptions(self):
         if not self["listen"]:
             self["listen"] = ["tcp:5027"]
-        # twistd builds its log observer from its own --logger option after
-        # this runs; an explicit --logger still wins.
+        # twistd imports its --logger option (a dotted name) after this runs;
+        # an explicit --logger still wins.
         if (
             self["log-format"] == "json"
             and self.parent is not None
             and not self.parent.get("logger")
         ):
-            self.parent["logger"] = json_lines_observer
+            self.parent["logger"] = "teltonika.logs.json_lines_observer"

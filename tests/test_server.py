@@ -5,9 +5,13 @@ import struct
 
 import pytest
 import pytest_twisted
-from server_rig import connect, start_server
+import twisted.test
+from server_rig import RawDevice, connect, start_server
 from test_codec_vectors import VECTORS, is_valid_avl
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, ssl
+from twisted.internet.endpoints import SSL4ClientEndpoint
+from twisted.internet.protocol import Factory
+from twisted.python.filepath import FilePath
 
 from teltonika import codec, keys
 
@@ -219,5 +223,26 @@ async def test_a_thousand_sockets_that_never_log_in(redis_server, allowed):
         closed = await defer.gatherResults([d.wait_closed() for d in idle])
         assert set(closed) == {b"\x00"}
         assert len(service.factory.connections) == 1
+    finally:
+        await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_tls_listener_serves_devices(redis_server, allowed):
+    key = FilePath(twisted.test.__file__).sibling("server.pem").path
+    service = await start_server(
+        redis_server.url,
+        "--listen",
+        f"ssl:0:interface=127.0.0.1:privateKey={key}",
+    )
+    try:
+        port = service.device_ports[-1].getHost().port
+        endpoint = SSL4ClientEndpoint(
+            reactor, "127.0.0.1", port, ssl.CertificateOptions()
+        )
+        device = await endpoint.connect(Factory.forProtocol(RawDevice))
+        device.send(codec.encode_login(IMEI) + bytes.fromhex(VALID_AVL[0]["hex"]))
+        assert len(await device.wait_for(5)) == 5
+        assert device.received[:1] == b"\x01"
     finally:
         await service.stopService()
