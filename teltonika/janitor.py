@@ -10,11 +10,10 @@ can tell it is gone and answer for it.
 from collections import defaultdict
 from dataclasses import dataclass
 
-from twisted.application.service import Service
-from twisted.internet import defer, task
-from twisted.logger import Logger
+from twisted.internet import defer
 
 from teltonika import keys
+from teltonika.periodic import PeriodicService
 from teltonika.registry import now_ms, scan_registry
 
 DEFAULT_INTERVAL = 30.0
@@ -184,48 +183,23 @@ class Janitor:
         return [i for i, beat in zip(instances, beats, strict=True) if beat is None]
 
 
-class JanitorService(Service):
+class JanitorService(PeriodicService):
     """
     Runs the janitor every C{interval} seconds; a failed run is logged and
     the next one happens anyway.
     """
 
-    log = Logger()
+    job = "janitor run"
 
     def __init__(self, janitor, interval=DEFAULT_INTERVAL, clock=None):
-        if clock is None:
-            from twisted.internet import reactor as clock
+        super().__init__(interval, clock)
         self.janitor = janitor
-        self.interval = interval
-        self.clock = clock
-        self.last_run = None
-        self._loop = None
 
-    def startService(self):
-        super().startService()
-        self._loop = task.LoopingCall(self._run_unless_busy)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=True).addErrback(self._loop_died)
+    def run(self):
+        """Fires with a L{JanitorRun}."""
+        return self.janitor.run()
 
-    def stopService(self):
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-
-    def _run_unless_busy(self):
-        if self.last_run is not None and not self.last_run.called:
-            self.log.warn("janitor run skipped: the previous one is still running")
-            return
-        self.run_once()
-
-    def run_once(self):
-        """One run, logged; fires with its L{JanitorRun}, or None if it failed."""
-        d = self.janitor.run()
-        d.addCallbacks(self._report, self._failed)
-        self.last_run = d
-        return d
-
-    def _report(self, run):
+    def succeeded(self, run):
         if run.dead_instances or run.streams_deleted:
             self.log.info(
                 "janitor: instances gone: {instances}; removed {entries} registry "
@@ -236,9 +210,3 @@ class JanitorService(Service):
                 streams=run.streams_deleted,
             )
         return run
-
-    def _failed(self, failure):
-        self.log.failure("janitor run failed; will retry", failure)
-
-    def _loop_died(self, failure):
-        self.log.failure("janitor loop stopped", failure)

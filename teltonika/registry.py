@@ -10,13 +10,13 @@ import json
 import os
 import socket
 
-from twisted.application.service import Service
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from teltonika import keys
 from teltonika.interfaces import IConnectionRegistry
+from teltonika.periodic import PeriodicService
 
 HSCAN_COUNT = 1000
 DEFAULT_HEARTBEAT_INTERVAL = 10.0
@@ -166,7 +166,7 @@ class ILiveConnections(Interface):
         """Close the socket of C{imei}, logging C{reason}."""
 
 
-class HeartbeatService(Service):
+class HeartbeatService(PeriodicService):
     """
     Keeps this instance's heartbeat alive and its devices still allowed.
 
@@ -185,25 +185,21 @@ class HeartbeatService(Service):
     """
 
     log = Logger()
+    job = "heartbeat"
 
     def __init__(
         self, registry, authority, connections,
         interval=DEFAULT_HEARTBEAT_INTERVAL, clock=None,
     ):
-        if clock is None:
-            from twisted.internet import reactor as clock
+        super().__init__(interval, clock)
         self.registry = registry
         self.authority = authority
         self.connections = connections
-        self.interval = interval
-        self.clock = clock
         self.healthy = False
-        self.last_tick = None
         self._ready = False
         self._purged = False
         self._must_rewrite = False
         self._waiting_ready = []
-        self._loop = None
 
     def whenReady(self):
         """Fire once old entries are purged and the first heartbeat is written."""
@@ -213,22 +209,14 @@ class HeartbeatService(Service):
         self._waiting_ready.append(d)
         return d
 
-    def startService(self):
-        super().startService()
-        self._loop = task.LoopingCall(self._tick_unless_busy)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=True).addErrback(self._loop_died)
-
     def stopService(self):
         """Stop ticking, then remove our entries and our heartbeat key."""
         super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
         return defer.ensureDeferred(self._stop())
 
     async def _stop(self):
-        if self.last_tick is not None:
-            await self.last_tick  # so no late heartbeat outlives the removal
+        if self.last_run is not None:
+            await self.last_run  # so no late heartbeat outlives the removal
         try:
             removed = await self.registry.purge_own()
             await self.registry.remove_heartbeat()
@@ -237,20 +225,8 @@ class HeartbeatService(Service):
         else:
             self.log.info("removed {count} registry entries", count=removed)
 
-    def _tick_unless_busy(self):
-        # The loop keeps its cadence instead of waiting on a slow tick (its
-        # Redis commands are bounded in time), but ticks never overlap.
-        if self.last_tick is not None and not self.last_tick.called:
-            self.log.warn("heartbeat tick skipped: the previous one is still running")
-            return
-        self.tick()
-
-    def tick(self):
-        """One heartbeat; fires with None whatever happened (it is logged)."""
-        d = defer.ensureDeferred(self._beat())
-        d.addCallbacks(self._beat_succeeded, self._beat_failed)
-        self.last_tick = d
-        return d
+    def run(self):
+        return defer.ensureDeferred(self._beat())
 
     async def _beat(self):
         if not self._purged:
@@ -272,13 +248,13 @@ class HeartbeatService(Service):
                 self.log.info("imei={imei} revoked: disconnecting", imei=imei)
                 self.connections.disconnect(imei, REVOKED)
 
-    def _beat_succeeded(self, _):
+    def succeeded(self, _):
         self.healthy = self._ready = True
         waiting, self._waiting_ready = self._waiting_ready, []
         for d in waiting:
             d.callback(None)
 
-    def _beat_failed(self, failure):
+    def failed(self, failure):
         if self.healthy:
             self.log.failure("heartbeat failed; will retry", failure)
         else:
@@ -286,6 +262,3 @@ class HeartbeatService(Service):
                           error=failure.getErrorMessage())
         self.healthy = False
         self._must_rewrite = True
-
-    def _loop_died(self, failure):
-        self.log.failure("heartbeat loop stopped", failure)

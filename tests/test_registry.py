@@ -138,7 +138,7 @@ def test_heartbeat_counts_connections_every_interval(conn, redis_db):
         sockets.live.append(IMEI_B)
         redis_db.pexpire(keys.heartbeat("alpha"), 1_000)
         clock.advance(10)
-        yield service.last_tick
+        yield service.last_run
         value = json.loads(redis_db.get(keys.heartbeat("alpha")))
         assert value["connections"] == 2
         assert redis_db.pttl(keys.heartbeat("alpha")) > 29_000
@@ -158,10 +158,10 @@ def test_revoked_device_is_disconnected_on_the_next_tick(conn, redis_db):
         assert sockets.closed == []
         redis_db.srem(keys.ALLOWED_DEVICES, IMEI_B)
         clock.advance(9.9)
-        assert service.last_tick.called  # no tick yet: still the first one
+        assert service.last_run.called  # no tick yet: still the first one
         assert sockets.closed == []
         clock.advance(0.1)
-        yield service.last_tick
+        yield service.last_run
         assert sockets.closed == [(IMEI_B, REVOKED)]
         assert sockets.live == [IMEI_A, IMEI_C]
     finally:
@@ -174,14 +174,14 @@ def test_authority_failure_disconnects_nobody(conn, redis_db, captured_logs):
     service, clock = heartbeat_service(conn, sockets, authority=BrokenAuthority())
     service.startService()
     try:
-        yield service.last_tick
+        yield service.last_run
         assert sockets.closed == []
         assert not service.healthy
         assert any("authority unavailable" in repr(e.get("log_failure", ""))
                    or "authority unavailable" in str(e.get("error", ""))
                    for e in captured_logs)
         clock.advance(10)  # the loop goes on
-        yield service.last_tick
+        yield service.last_run
         assert redis_db.exists(keys.heartbeat("alpha"))
     finally:
         yield service.stopService()
@@ -199,7 +199,7 @@ def test_clean_stop_removes_entries_and_heartbeat(conn, redis_db):
     assert redis_db.hgetall(keys.REGISTRY) == {IMEI_B: "beta"}
     assert not redis_db.exists(keys.heartbeat("alpha"))
     clock.advance(60)  # the loop is stopped: nothing comes back
-    assert service.last_tick.called
+    assert service.last_run.called
     assert not redis_db.exists(keys.heartbeat("alpha"))
 
 
@@ -219,7 +219,7 @@ def test_redis_restart_mid_heartbeat(tmp_path, captured_logs):
 
         server.stop()
         clock.advance(10)
-        yield service.last_tick  # fails within the connection's deadline
+        yield service.last_run  # fails within the connection's deadline
         assert not service.healthy
         assert service._loop.running
         assert any(e.get("log_failure") is not None for e in captured_logs)
@@ -228,7 +228,7 @@ def test_redis_restart_mid_heartbeat(tmp_path, captured_logs):
         blocking.sadd(keys.ALLOWED_DEVICES, IMEI_A, IMEI_B)
         yield wait_until_answering(conn)
         clock.advance(10)
-        yield service.last_tick
+        yield service.last_run
         assert service.healthy
         assert blocking.exists(keys.heartbeat("alpha"))
         assert blocking.hgetall(keys.REGISTRY) == {IMEI_A: "alpha", IMEI_B: "alpha"}
@@ -275,18 +275,18 @@ def test_a_slow_tick_is_not_overlapped(conn, redis_db, captured_logs):
     service, clock = heartbeat_service(conn, sockets, authority=authority)
     service.startService()
     try:
-        first = service.last_tick
+        first = service.last_run
         while not authority.pending:  # the first tick gets to the allowlist
             yield ping(conn)
         clock.advance(10)
-        assert service.last_tick is first
+        assert service.last_run is first
         assert len(authority.pending) == 1
         assert any("skipped" in (e.get("log_format") or "") for e in captured_logs)
         authority.pending[0].callback({IMEI_A})
         yield first
         assert service.healthy
         clock.advance(10)
-        assert service.last_tick is not first
+        assert service.last_run is not first
     finally:
         if not authority.pending[0].called:
             authority.pending[0].callback({IMEI_A})
