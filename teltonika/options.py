@@ -19,21 +19,29 @@ def env_name(option):
     return ENV_PREFIX + option.upper().replace("-", "_")
 
 
-def _positive(kind):
+def positive(kind):
+    description = {int: "A whole number", float: "A number"}[kind] + " above 0"
+
     def coerce(text):
-        value = kind(text)
-        if value <= 0:
-            raise ValueError(f"must be above 0, not {text}")
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:  # NaN is not above 0 either
+            raise ValueError(f"{description.lower()}, not {text!r}")
         return value
 
-    coerce.coerceDoc = {int: "A whole number", float: "A number"}[kind] + " above 0."
+    coerce.coerceDoc = description + "."
     return coerce
 
 
 def _not_negative(text):
-    value = float(text)
-    if value < 0:
-        raise ValueError(f"must be 0 or more, not {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value >= 0:
+        raise ValueError(f"a number, 0 or more, not {text!r}")
     return value
 
 
@@ -50,7 +58,22 @@ def _choice(*choices):
     return coerce
 
 
-class Options(usage.Options):
+class EnvironmentOptions(usage.Options):
+    """Options whose defaults come from TELTONIKA_* environment variables."""
+
+    def __init__(self):
+        super().__init__()
+        for name, _, _, _, *coerce in self.optParameters:
+            text = os.environ.get(env_name(name))
+            if text is None:
+                continue
+            try:
+                self[name] = coerce[0](text) if coerce else text
+            except ValueError as e:
+                raise usage.UsageError(f"{env_name(name)}: {e}") from None
+
+
+class Options(EnvironmentOptions):
     synopsis = "[options]"
     longdesc = (
         "Ingestion server for Teltonika trackers: devices log in over TCP, "
@@ -73,7 +96,7 @@ class Options(usage.Options):
             5.0,
             "Seconds a Redis command may take before it counts as failed "
             "(no ACK, login refused).",
-            _positive(float),
+            positive(float),
         ],
         [
             "state-dir",
@@ -112,14 +135,14 @@ class Options(usage.Options):
             None,
             1_000_000,
             "Approximate cap on the telemetry stream's length.",
-            _positive(int),
+            positive(int),
         ],
         [
             "max-frame",
             None,
             65536,
             "Largest data frame accepted, in bytes of its declared length.",
-            _positive(int),
+            positive(int),
         ],
         [
             "login-timeout",
@@ -127,28 +150,28 @@ class Options(usage.Options):
             30.0,
             "Seconds a new socket has to log in; also how long a login waits "
             "for the authority.",
-            _positive(float),
+            positive(float),
         ],
         [
             "idle-timeout",
             None,
             600.0,
             "Seconds of silence after which a logged-in device is disconnected.",
-            _positive(float),
+            positive(float),
         ],
         [
             "shutdown-grace",
             None,
             5.0,
             "Seconds a frame being stored gets to be ACKed when the server stops.",
-            _positive(float),
+            positive(float),
         ],
         [
             "heartbeat-interval",
             None,
             10.0,
             "Seconds between heartbeats; the heartbeat key lives three of them.",
-            _positive(float),
+            positive(float),
         ],
         [
             "janitor-interval",
@@ -163,7 +186,7 @@ class Options(usage.Options):
             None,
             sendqueue.DEFAULT_DEPTH,
             "Commands a device may have waiting, the one being answered included.",
-            _positive(int),
+            positive(int),
         ],
         [
             "log-format",
@@ -176,9 +199,9 @@ class Options(usage.Options):
 
     def __init__(self):
         super().__init__()
-        self["listen"] = []
-        self._listen_from_environment = False
-        self._from_environment()
+        listen = os.environ.get(env_name("listen"))
+        self["listen"] = listen.split() if listen else []
+        self._listen_from_environment = bool(listen)
 
     def opt_listen(self, description):
         """
@@ -190,21 +213,6 @@ class Options(usage.Options):
             self["listen"] = []
             self._listen_from_environment = False
         self["listen"].append(description)
-
-    def _from_environment(self):
-        """Take defaults from TELTONIKA_*; command-line flags then override."""
-        for name, _, _, _, *coerce in self.optParameters:
-            text = os.environ.get(env_name(name))
-            if text is None:
-                continue
-            try:
-                self[name] = coerce[0](text) if coerce else text
-            except ValueError as e:
-                raise usage.UsageError(f"{env_name(name)}: {e}") from None
-        listen = os.environ.get(env_name("listen"))
-        if listen:
-            self["listen"] = listen.split()
-            self._listen_from_environment = True
 
     def postOptions(self):
         if not self["listen"]:

@@ -17,8 +17,11 @@ TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
-    for variable in ("TELTONIKA_REDIS", "TELTONIKA_JANITOR_INTERVAL",
-                     "TELTONIKA_INSTANCE_ID"):
+    for variable in (
+        "TELTONIKA_REDIS",
+        "TELTONIKA_JANITOR_INTERVAL",
+        "TELTONIKA_INSTANCE_ID",
+    ):
         monkeypatch.delenv(variable, raising=False)
 
 
@@ -30,7 +33,7 @@ def parse(*args):
 
 def test_options_defaults():
     options = parse("--redis", "unix:///run/redis.sock")
-    assert options["interval"] == 30.0
+    assert options["janitor-interval"] == 30.0
     assert options["instance-id"]
 
 
@@ -39,11 +42,13 @@ def test_options_from_the_environment_and_the_command_line_wins(monkeypatch):
     monkeypatch.setenv("TELTONIKA_JANITOR_INTERVAL", "12.5")
     monkeypatch.setenv("TELTONIKA_INSTANCE_ID", "janitor-1")
     options = parse()
-    assert (options["redis"], options["interval"], options["instance-id"]) == (
-        "redis://redis.internal/2", 12.5, "janitor-1"
+    assert (options["redis"], options["janitor-interval"], options["instance-id"]) == (
+        "redis://redis.internal/2",
+        12.5,
+        "janitor-1",
     )
-    options = parse("--interval", "5", "--instance-id", "j2")
-    assert (options["interval"], options["instance-id"]) == (5.0, "j2")
+    options = parse("--janitor-interval", "5", "--instance-id", "j2")
+    assert (options["janitor-interval"], options["instance-id"]) == (5.0, "j2")
 
 
 @pytest.mark.parametrize(
@@ -51,11 +56,18 @@ def test_options_from_the_environment_and_the_command_line_wins(monkeypatch):
     [
         ((), {}, "--redis"),
         (("--redis", "http://h"), {}, "scheme"),
-        (("--redis", "unix:///s", "--interval", "0"), {}, "above 0"),
-        (("--redis", "unix:///s", "--interval", "soon"), {}, "seconds above 0"),
-        (("--redis", "unix:///s", "--interval", "nan"), {}, "seconds above 0"),
-        (("--redis", "unix:///s"), {"TELTONIKA_JANITOR_INTERVAL": "-1"},
-         "TELTONIKA_JANITOR_INTERVAL"),
+        (("--redis", "unix:///s", "--janitor-interval", "0"), {}, "above 0"),
+        (
+            ("--redis", "unix:///s", "--janitor-interval", "soon"),
+            {},
+            "above 0, not 'soon'",
+        ),
+        (("--redis", "unix:///s", "--janitor-interval", "nan"), {}, "above 0"),
+        (
+            ("--redis", "unix:///s"),
+            {"TELTONIKA_JANITOR_INTERVAL": "-1"},
+            "TELTONIKA_JANITOR_INTERVAL",
+        ),
     ],
 )
 def test_options_refused(monkeypatch, args, environment, complaint):
@@ -105,9 +117,11 @@ def test_twistd_runs_the_plugin(redis_server, redis_db, tmp_path):
     twistd = Twistd("instances gone: ghost")
     environment = {**os.environ, "TELTONIKA_REDIS": redis_server.url}
     process = reactor.spawnProcess(
-        twistd, TWISTD,
-        [TWISTD, "-n", "--pidfile=", "teltonika-janitor", "--interval", "60"],
-        env=environment, path=str(tmp_path),
+        twistd,
+        TWISTD,
+        [TWISTD, "-n", "--pidfile=", "teltonika-janitor", "--janitor-interval", "60"],
+        env=environment,
+        path=str(tmp_path),
     )
     try:
         yield twistd.seen.addTimeout(30, reactor)
