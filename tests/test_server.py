@@ -5,6 +5,7 @@ import struct
 
 import pytest
 import pytest_twisted
+import treq
 import twisted.test
 from server_rig import RawDevice, connect, start_server
 from test_codec_vectors import VECTORS, is_valid_avl
@@ -246,3 +247,25 @@ async def test_tls_listener_serves_devices(redis_server, allowed):
         assert device.received[:1] == b"\x01"
     finally:
         await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_metrics_show_what_an_operator_watches(server, allowed):
+    device = await logged_in_device(server)
+    device.send(bytes.fromhex(VALID_AVL[0]["hex"]))
+    await device.wait_for(4)
+    await refused(server, codec.encode_login("490154203237518"))
+    port = server.health_port.getHost().port
+    response = await treq.get(f"http://127.0.0.1:{port}/metrics")
+    text = await response.text()
+    for line in (
+        "teltonika_connections 1.0",
+        'teltonika_logins_total{result="accepted"} 1.0',
+        'teltonika_logins_total{result="refused"} 1.0',
+        'teltonika_frames_total{codec="8"} 1.0',
+        "teltonika_records_total 1.0",
+        "teltonika_crc_errors_total 0.0",
+        "teltonika_ack_latency_seconds_count 1.0",
+    ):
+        assert line in text.splitlines()
+    assert "# TYPE teltonika_redis_errors_total counter" in text
