@@ -29,9 +29,9 @@ DEFAULT_MAXLEN = 1_000_000
 
 # KEYS: stream, fingerprint key.
 # ARGV: fingerprint, its TTL (s), MAXLEN, imei, codec, instance, received_at,
-#       then one "ts|priority|lat|lon|alt|angle|sat|speed|event|io" line per
-#       record (with "|gen" after event for Codec 16).  io comes last, so it
-#       may contain anything.
+#       then one "ts|priority|lat|lon|alt|angle|sat|speed|event|gen|io" line
+#       per record (gen empty but for Codec 16).  io comes last, so it may
+#       contain anything.
 # Returns the number of entries added, or -1 for a duplicate (a frame of no
 # records is stored, and returns 0).
 STORE_FRAME = b"""
@@ -41,22 +41,18 @@ if redis.call('GET', fingerprint_key) == fingerprint then
     return -1
 end
 local imei, codec, instance, received_at = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local plain = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|'
-    .. '([^|]*)|([^|]*)|(.*)$'
-local generation = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|'
+local line = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|'
     .. '([^|]*)|([^|]*)|([^|]*)|(.*)$'
 for i = 8, #ARGV do
-    if codec == '16' then
-        local ts, pri, lat, lon, alt, angle, sat, speed, event, gen, io =
-            string.match(ARGV[i], generation)
+    local ts, pri, lat, lon, alt, angle, sat, speed, event, gen, io =
+        string.match(ARGV[i], line)
+    if gen ~= '' then
         redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*',
             'imei', imei, 'codec', codec, 'ts', ts, 'priority', pri,
             'lat', lat, 'lon', lon, 'alt', alt, 'angle', angle, 'sat', sat,
             'speed', speed, 'event', event, 'gen', gen, 'io', io,
             'instance', instance, 'received_at', received_at)
     else
-        local ts, pri, lat, lon, alt, angle, sat, speed, event, io =
-            string.match(ARGV[i], plain)
         redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*',
             'imei', imei, 'codec', codec, 'ts', ts, 'priority', pri,
             'lat', lat, 'lon', lon, 'alt', alt, 'angle', angle, 'sat', sat,
@@ -100,7 +96,7 @@ def io_json(record):
 
 def record_line(record):
     """One record's values in the order the Lua script expects them."""
-    return "%d|%d|%s|%s|%d|%d|%d|%d|%d|%s" % (
+    return "%d|%d|%s|%s|%d|%d|%d|%d|%d|%s|%s" % (
         record.timestamp,
         record.priority,
         degrees(record.lat),
@@ -110,23 +106,7 @@ def record_line(record):
         record.satellites,
         record.speed,
         record.event_id,
-        io_json(record),
-    )
-
-
-def generation_record_line(record):
-    """The same for Codec 16, whose records also carry a generation type."""
-    return "%d|%d|%s|%s|%d|%d|%d|%d|%d|%d|%s" % (
-        record.timestamp,
-        record.priority,
-        degrees(record.lat),
-        degrees(record.lon),
-        record.altitude,
-        record.angle,
-        record.satellites,
-        record.speed,
-        record.event_id,
-        record.generation,
+        "" if record.generation is None else record.generation,
         io_json(record),
     )
 
@@ -166,8 +146,7 @@ class RedisTelemetrySink:
             self.instance,
             received_at,
         ]
-        line = generation_record_line if packet.codec == "16" else record_line
-        args.extend(map(line, packet.records))
+        args.extend(map(record_line, packet.records))
         d = self.conn.execute_command("EVALSHA", STORE_FRAME_SHA, 2, *args)
         d.addErrback(self._loadScript, args)
         d.addCallback(self._written, imei)
