@@ -17,10 +17,12 @@ Not part of the test suite (all three take about five minutes); run by hand:
 """
 
 import argparse
+import contextlib
 import json
 import os
 import queue
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -166,12 +168,17 @@ class Server:
     def stop(self):
         if self.process is None or self.process.poll() is not None:
             return
+        redis_pids = children(self.process.pid)
         self.process.terminate()
         try:
             self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        # A server killed before it could stop its Redis leaves it orphaned.
+        for pid in redis_pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
 
 # The simulator, driven from its own process ------------------------------
