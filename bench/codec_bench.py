@@ -1,8 +1,12 @@
 """Records per second decoding and encoding the corpus's valid TCP frames.
 
 Runs on one core: ``python bench/codec_bench.py``.  For each of the Codec 8,
-8E and 16 sets it repeats the set for about ``--seconds`` and reports the
-best 0.1 s slice (other processes may share the machine).
+8E and 16 sets it repeats the set for ``--seconds`` of CPU time and reports
+the whole run's records per CPU-second of the measuring process, and per
+wall-clock second beside it.  CPU time is the figure to compare: other
+processes sharing the machine stretch the wall-clock time, not the work.
+Before timing, each set runs untimed for a fifth of a CPU-second, so that
+caches (ours, node's compiled code) are warm.
 
 When ``node`` and the npm package complete-teltonika-parser are available
 (``--node-modules DIR`` or $TELTONIKA_BENCH_NODE_MODULES, a node_modules
@@ -44,22 +48,29 @@ def corpus_sets():
     return sets
 
 
+WARM_UP = 0.2  # CPU-seconds of untimed work before each measurement
+
+
 def rate(work, records_per_round, seconds):
-    """Records/s of ``work()`` repeated for about ``seconds``: the best of
-    0.1 s slices, since other processes share the machine."""
-    best = 0
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        rounds = 0
-        start = time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < 0.1:
-            work()
-            rounds += 1
-        best = max(best, rounds * records_per_round / elapsed)
-    return best
+    """Records per CPU-second and per wall-clock second of ``work()``, which
+    handles ``records_per_round`` records, repeated for ``seconds`` of CPU
+    time after a warm-up."""
+    warm_until = time.process_time() + WARM_UP
+    while time.process_time() < warm_until:
+        work()
+    rounds = 0
+    cpu_start = time.process_time()
+    wall_start = time.perf_counter()
+    while (cpu := time.process_time() - cpu_start) < seconds:
+        work()
+        rounds += 1
+    wall = time.perf_counter() - wall_start
+    return rounds * records_per_round / cpu, rounds * records_per_round / wall
 
 
 def our_rates(frames, seconds):
+    """(records in ``frames``, decoding rates, encoding rates), each pair of
+    rates as ``rate`` gives them."""
     packets = [decode_frame(frame) for frame in frames]
     count = sum(len(packet.records) for packet in packets)
 
@@ -78,35 +89,44 @@ NODE_SCRIPT = """
 const { ProtocolParser } = require(process.argv[2]);
 const sets = JSON.parse(require('fs').readFileSync(0, 'utf8'));
 const seconds = Number(process.argv[3]);
+const warmUp = Number(process.argv[4]);
+// CPU seconds (user + system) of this process since ``start``.
+const cpuSince = (start) => {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+};
 const out = {};
 for (const [codec, frames] of Object.entries(sets)) {
   let failed = 0;
   for (const hex of frames) {
     try { new ProtocolParser(hex); } catch (e) { failed += 1; }
   }
-  let best = 0;
-  const deadline = process.hrtime.bigint() + BigInt(Math.round(seconds * 1e9));
-  while (process.hrtime.bigint() < deadline) {
+  const decodeAll = () => {
     let records = 0;
-    const start = process.hrtime.bigint();
-    let elapsed = 0;
-    do {
-      for (const hex of frames) {
-        try { records += new ProtocolParser(hex).Content.AVL_Datas.length; }
-        catch (e) {}
-      }
-      elapsed = Number(process.hrtime.bigint() - start) / 1e9;
-    } while (elapsed < 0.1);
-    best = Math.max(best, records / elapsed);
-  }
-  out[codec] = { rate: best, failed: failed };
+    for (const hex of frames) {
+      try { records += new ProtocolParser(hex).Content.AVL_Datas.length; }
+      catch (e) {}
+    }
+    return records;
+  };
+  const warmStart = process.cpuUsage();
+  while (cpuSince(warmStart) < warmUp) decodeAll();
+  let records = 0;
+  let cpu = 0;
+  const cpuStart = process.cpuUsage();
+  const wallStart = process.hrtime.bigint();
+  while ((cpu = cpuSince(cpuStart)) < seconds) records += decodeAll();
+  const wall = Number(process.hrtime.bigint() - wallStart) / 1e9;
+  out[codec] = { cpu_rate: records / cpu, wall_rate: records / wall, failed: failed };
 }
 console.log(JSON.stringify(out));
 """
 
 
 def node_rates(node_modules, sets, seconds):
-    """codec -> {"rate", "failed"} from the npm parser, or a reason it is absent."""
+    """codec -> {"cpu_rate", "wall_rate", "failed"} from the npm parser (records
+    per CPU-second and per wall-clock second, frames it rejects), or the
+    reason it was not timed."""
     node = shutil.which("node")
     if node is None:
         return "node is not installed"
@@ -122,7 +142,7 @@ def node_rates(node_modules, sets, seconds):
         script.write(NODE_SCRIPT)
     try:
         result = subprocess.run(
-            [node, script.name, str(package.resolve()), str(seconds)],
+            [node, script.name, str(package.resolve()), str(seconds), str(WARM_UP)],
             input=json.dumps(
                 {codec: [f.hex() for f in fs] for codec, fs in sets.items()}
             ),
@@ -144,15 +164,20 @@ def cpu_model():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument(
+        "--seconds", type=float, default=3.0, help="CPU-seconds per measurement"
+    )
     parser.add_argument(
         "--node-modules", default=os.environ.get("TELTONIKA_BENCH_NODE_MODULES")
     )
     args = parser.parse_args()
     sets = corpus_sets()
+    load = ", ".join(f"{figure:.2f}" for figure in os.getloadavg())
     print(
         f"Python {platform.python_version()}, {cpu_model()}, "
-        f"{os.cpu_count()} CPUs, one core used"
+        f"{os.cpu_count()} CPUs (load average {load}), one core used; "
+        f"records per CPU-second of the measuring process (per wall-clock "
+        f"second), whole runs of {args.seconds:g} CPU-seconds"
     )
     ours = {}
     for codec, frames in sets.items():
@@ -160,14 +185,16 @@ def main():
         ours[codec] = decoding
         print(
             f"codec {codec:>2}: {len(frames)} frames, {count} records: "
-            f"decode {decoding:,.0f} records/s, encode {encoding:,.0f} records/s"
+            f"decode {decoding[0]:,.0f} ({decoding[1]:,.0f}), "
+            f"encode {encoding[0]:,.0f} ({encoding[1]:,.0f})"
         )
     theirs = node_rates(args.node_modules, sets, args.seconds)
     if isinstance(theirs, str):
         print(f"{NODE_PACKAGE}: not timed: {theirs}")
         return
-    for codec, figures in theirs.items():
-        if not figures["rate"]:
+    for codec in sets:
+        figures = theirs[codec]
+        if not figures["cpu_rate"]:
             print(f"codec {codec:>2}: {NODE_PACKAGE} (node) rejects every frame")
             continue
         failed = (
@@ -175,8 +202,9 @@ def main():
         )
         print(
             f"codec {codec:>2}: {NODE_PACKAGE} (node) decodes "
-            f"{figures['rate']:,.0f} records/s{failed}; "
-            f"ours is {ours[codec] / figures['rate']:.1f}x"
+            f"{figures['cpu_rate']:,.0f} ({figures['wall_rate']:,.0f}){failed}; "
+            f"ours is {ours[codec][0] / figures['cpu_rate']:.1f}x per CPU-second "
+            f"({ours[codec][1] / figures['wall_rate']:.1f}x per wall-clock second)"
         )
 
 
