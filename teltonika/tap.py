@@ -1,5 +1,6 @@
 """What the twistd plugin needs: the options and a service to run."""
 
+from teltonika.gctuning import tune_for_throughput
 from teltonika.options import Options
 from teltonika.service import TeltonikaService
 
@@ -12,4 +13,5 @@ def makeService(options):
     service = TeltonikaService(options, reactor)
     # A port in use or a broken TLS key: the failure is logged; exit.
     service.accepting.addErrback(lambda _: reactor.stop())
+    tune_for_throughput()
     return service
