@@ -12,7 +12,7 @@ from twisted.logger import Logger
 
 log = Logger()
 
-INTERVAL = 0.05
+INTERVAL = 0.01
 
 
 class Ticker:
