@@ -1,11 +1,16 @@
 """The server under a fleet of simulated devices, and through a Redis outage."""
 
+import json
+
 import pytest_twisted
+import treq
 from redis_server import RedisServer
 from server_rig import WAIT, device_port, start_server
 from twisted.internet import reactor, task
 
 from teltonika import keys
+from teltonika.options import Options
+from teltonika.service import TeltonikaService
 from teltonika.sim.config import Config
 from teltonika.sim.fleet import Fleet
 from teltonika.sim.imeis import make_imeis
@@ -96,5 +101,43 @@ async def test_redis_outage_withholds_acks_then_stores_everything_once(tmp_path)
         assert failed_stores > 0
     finally:
         fleet.stop()
+        await service.stopService()
+        redis.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_not_ready_until_redis_answers_then_accepting(tmp_path):
+    redis = RedisServer(str(tmp_path))
+    options = Options()
+    options.parseOptions(
+        [
+            "--redis",
+            redis.url,
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--health",
+            "tcp:0:interface=127.0.0.1",
+            "--redis-timeout",
+            "0.5",
+        ]
+    )
+    service = TeltonikaService(options, reactor)
+    service.startService()
+    try:
+        while service.health_port is None:
+            await task.deferLater(reactor, 0.05, lambda: None)
+        ready = f"http://127.0.0.1:{service.health_port.getHost().port}/ready"
+        response = await treq.get(ready)
+        body = json.loads(await response.text())
+        assert response.code == 503
+        assert body["status"] == "not_ready"
+        assert "device listeners are not up" in body["reasons"]
+        assert any(reason.startswith("Redis: ") for reason in body["reasons"])
+        assert not service.accepting.called
+        redis.start()
+        await service.accepting.addTimeout(WAIT, reactor)
+        response = await treq.get(ready)
+        assert response.code == 200
+    finally:
         await service.stopService()
         redis.stop()
