@@ -4,8 +4,6 @@ from dataclasses import dataclass
 
 from teltonika import codec
 
-COMMAND = 0x05
-
 
 @dataclass(frozen=True)
 class Command:
@@ -24,4 +22,6 @@ class Command:
 
 def encode_command(command):
     imei = command.imei if command.codec == "14" else None
-    return codec.encode_message(command.codec, COMMAND, command.payload, imei=imei)
+    return codec.encode_message(
+        command.codec, codec.COMMAND, command.payload, imei=imei
+    )

@@ -17,12 +17,6 @@ from twisted.protocols.policies import TimeoutMixin
 from teltonika import codec, sendqueue
 from teltonika.commands import encode_command
 
-ACCEPT = b"\x01"
-REFUSE = b"\x00"
-# Message types of a device's reply to a Codec 12/14 command.
-ANSWER = 0x06
-NACK = 0x11
-
 # Three bad CRCs in a row: the link or the device is broken, and resending the
 # same frame over this socket is not going to fix it.
 MAX_CRC_ERRORS_IN_ROW = 3
@@ -206,7 +200,7 @@ class TeltonikaProtocol(Protocol, TimeoutMixin):
             return
         self._login_deadline.cancel()
         self.state = State.LOGGED_IN
-        self.transport.write(ACCEPT)
+        self.transport.write(codec.encode_login_reply(True))
         self.factory.metrics.logins.labels("accepted").inc()
         self.log.info(
             "login accepted imei={imei} peer={peer}", imei=self.imei, peer=self._peer()
@@ -239,7 +233,7 @@ class TeltonikaProtocol(Protocol, TimeoutMixin):
             peer=self._peer(),
             reason=reason,
         )
-        self.transport.write(REFUSE)
+        self.transport.write(codec.encode_login_reply(False))
         self.close("login refused: " + reason)
 
     # Data frames ---------------------------------------------------------
@@ -329,9 +323,9 @@ class TeltonikaProtocol(Protocol, TimeoutMixin):
     def _answers_command(self, message):
         if message.codec not in ("12", "14"):
             return False
-        if message.type == ANSWER:
+        if message.type == codec.ANSWER:
             return self.commands.answer(message)
-        if message.codec == "14" and message.type == NACK:
+        if message.codec == "14" and message.type == codec.NACK:
             return self.commands.fail_outstanding(sendqueue.NACK)
         return False
 

@@ -27,11 +27,14 @@ from teltonika.codec.framing import (
     next_frame,
 )
 from teltonika.codec.jsonview import frame_to_json, record_to_json
-from teltonika.codec.messages import Message
+from teltonika.codec.messages import ANSWER, COMMAND, NACK, Message
 from teltonika.codec.udp import UDPPacket, decode_udp, encode_udp, encode_udp_ack
 
 __all__ = [
+    "ANSWER",
+    "COMMAND",
     "MAX_FRAME",
+    "NACK",
     "AVLPacket",
     "AVLRecord",
     "CRCMismatch",

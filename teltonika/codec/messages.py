@@ -14,6 +14,11 @@ from typing import NamedTuple
 from teltonika.codec.errors import CodecError, MalformedFrame
 
 CODEC_IDS = {"12": 0x0C, "13": 0x0D, "14": 0x0E}
+
+# The message types both sides of a command exchange use.
+COMMAND = 0x05  # server to device
+ANSWER = 0x06  # device to server: the command's answer (Codec 14: an ACK)
+NACK = 0x11  # device to server, Codec 14 only: the IMEI is not mine
 CODEC_NAMES = {codec_id: name for name, codec_id in CODEC_IDS.items()}
 
 # codec id, quantity 1, type, size

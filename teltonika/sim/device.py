@@ -19,12 +19,9 @@ Device rules, as on a real tracker:
   failures resets on an accepted login.
 """
 
-from teltonika.codec import encode_avl, encode_login, encode_message
+from teltonika.codec import ANSWER, NACK, encode_avl, encode_login, encode_message
 from teltonika.sim.commands import DIGITAL_OUTPUTS, answer
 from teltonika.sim.vehicle import IO_WIDTHS
-
-ANSWER = 0x06
-NACK = 0x11
 
 # States.
 OFF = "off"

@@ -26,10 +26,16 @@ import struct
 
 from twisted.internet.protocol import ClientFactory, Protocol
 
-from teltonika.codec import CodecError, FrameKind, Message, decode_frame, next_frame
+from teltonika.codec import (
+    COMMAND,
+    CodecError,
+    FrameKind,
+    Message,
+    decode_frame,
+    next_frame,
+)
 
 LOGIN_ACCEPTED = 0x01
-COMMAND = 0x05
 COMMAND_CODECS = (0x0C, 0x0D, 0x0E)
 ZEROS = b"\x00\x00\x00\x00"
 ACK = struct.Struct(">I")
