@@ -116,16 +116,6 @@ def connection_pool(
     return _connect(parse_url(url), poolsize, reply_timeout, clock)
 
 
-def dedicated_connection(url, reply_timeout=DEFAULT_REPLY_TIMEOUT, clock=None):
-    """
-    One connection of its own, for a caller that holds it with blocking
-    commands (an XREADGROUP BLOCK would stall every other command queued on
-    the same connection).  Such a caller passes a C{reply_timeout} longer
-    than its BLOCK time.
-    """
-    return _connect(parse_url(url), 1, reply_timeout, clock)
-
-
 def _connect(address, poolsize, reply_timeout, clock):
     common = dict(
         dbid=address.db,

@@ -9,7 +9,6 @@ from twisted.internet import reactor, task
 from teltonika.redisconn import (
     RedisAddress,
     connection_pool,
-    dedicated_connection,
     parse_url,
     ping,
 )
@@ -65,7 +64,7 @@ def test_bad_url_refused_before_connecting():
     with pytest.raises(ValueError):
         connection_pool("redis://h:bad")
     with pytest.raises(ValueError):
-        dedicated_connection("tcp://h")
+        connection_pool("tcp://h")
 
 
 @pytest_twisted.inlineCallbacks
@@ -83,7 +82,7 @@ def test_pool_replies_bytes_and_keeps_digit_strings(redis_server, redis_db):
 
 @pytest_twisted.inlineCallbacks
 def test_unix_db_parameter_selects_database(redis_server, redis_db):
-    conn = dedicated_connection(redis_server.url + "?db=5")
+    conn = connection_pool(redis_server.url + "?db=5", poolsize=1)
     try:
         yield conn.execute_command("SET", "k", "v")
     finally:
