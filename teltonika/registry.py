@@ -117,22 +117,42 @@ class Registry:
         return defer.ensureDeferred(self._purge_own())
 
     async def _purge_own(self):
-        me = self.instance.encode()
-        mine = [imei for imei, owner in await scan_registry(self.conn) if owner == me]
-        return await compare_and_delete(self.conn, self.instance, mine)
+        return await compare_and_delete(
+            self.conn, self.instance, await self._own_entries()
+        )
 
-    def rewrite(self, imeis):
+    async def _own_entries(self):
+        me = self.instance.encode()
+        return {
+            imei.decode()
+            for imei, owner in await scan_registry(self.conn)
+            if owner == me
+        }
+
+    def rewrite(self, connected_imeis):
         """
-        Re-assert the entries of the devices connected here, in one round
-        trip, after Redis was out of reach.  An entry that names another
-        instance is left alone.  Fire with how many were written.
+        Make this instance's entries match its sockets again, after Redis was
+        out of reach: remove those of devices that left meanwhile (their
+        unregister was lost), then re-assert the live ones in one round trip,
+        leaving alone an entry that names another instance.
+
+        @param connected_imeis: called for the live IMEIs right before each
+            step, so a device that logs in meanwhile keeps its entry.
+        @return: a Deferred firing with (entries removed, entries written).
         """
-        imeis = list(imeis)
-        if not imeis:
-            return defer.succeed(0)
-        args = [self.instance, *imeis]
-        d = self.conn.eval(_REASSERT, keys=[keys.REGISTRY], args=args)
-        return d.addCallback(int)
+        return defer.ensureDeferred(self._rewrite(connected_imeis))
+
+    async def _rewrite(self, connected_imeis):
+        mine = await self._own_entries()
+        gone = mine - set(connected_imeis())
+        removed = await compare_and_delete(self.conn, self.instance, gone)
+        live = list(connected_imeis())
+        if not live:
+            return removed, 0
+        written = await self.conn.eval(
+            _REASSERT, keys=[keys.REGISTRY], args=[self.instance, *live]
+        )
+        return removed, int(written)
 
     def heartbeat_value(self, connections):
         return json.dumps(
@@ -148,8 +168,11 @@ class Registry:
     def write_heartbeat(self, connections, ttl_ms):
         """Say this instance is alive for C{ttl_ms}, holding C{connections}."""
         return self.conn.execute_command(
-            "SET", keys.heartbeat(self.instance), self.heartbeat_value(connections),
-            "PX", int(ttl_ms),
+            "SET",
+            keys.heartbeat(self.instance),
+            self.heartbeat_value(connections),
+            "PX",
+            int(ttl_ms),
         )
 
     def remove_heartbeat(self):
@@ -188,8 +211,12 @@ class HeartbeatService(PeriodicService):
     job = "heartbeat"
 
     def __init__(
-        self, registry, authority, connections,
-        interval=DEFAULT_HEARTBEAT_INTERVAL, clock=None,
+        self,
+        registry,
+        authority,
+        connections,
+        interval=DEFAULT_HEARTBEAT_INTERVAL,
+        clock=None,
     ):
         super().__init__(interval, clock)
         self.registry = registry
@@ -235,10 +262,15 @@ class HeartbeatService(PeriodicService):
         imeis = list(self.connections.connected_imeis())
         await self.registry.write_heartbeat(len(imeis), self.interval * 3 * 1000)
         if self._must_rewrite:
-            written = await self.registry.rewrite(imeis)
+            removed, written = await self.registry.rewrite(
+                self.connections.connected_imeis
+            )
             self._must_rewrite = False
             self.log.info(
-                "registry rewritten after an outage: {count} entries", count=written
+                "registry rewritten after an outage: {written} entries "
+                "re-asserted, {removed} of departed devices removed",
+                written=written,
+                removed=removed,
             )
         if not imeis:
             return
@@ -258,7 +290,8 @@ class HeartbeatService(PeriodicService):
         if self.healthy:
             self.log.failure("heartbeat failed; will retry", failure)
         else:
-            self.log.warn("heartbeat failed again: {error}",
-                          error=failure.getErrorMessage())
+            self.log.warn(
+                "heartbeat failed again: {error}", error=failure.getErrorMessage()
+            )
         self.healthy = False
         self._must_rewrite = True

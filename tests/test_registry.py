@@ -98,12 +98,20 @@ def test_purge_own_on_an_empty_registry(conn, redis_db):
 @pytest_twisted.inlineCallbacks
 def test_rewrite_restores_ours_and_leaves_others(conn, redis_db):
     redis_db.hset(keys.REGISTRY, mapping={IMEI_B: "beta", IMEI_C: "alpha"})
-    written = yield Registry(conn, "alpha").rewrite([IMEI_A, IMEI_B, IMEI_C])
-    assert written == 2
+    live = [IMEI_A, IMEI_B, IMEI_C]
+    assert (yield Registry(conn, "alpha").rewrite(lambda: live)) == (0, 2)
     assert redis_db.hgetall(keys.REGISTRY) == {
         IMEI_A: "alpha", IMEI_B: "beta", IMEI_C: "alpha"
     }
-    assert (yield Registry(conn, "alpha").rewrite([])) == 0
+
+
+@pytest_twisted.inlineCallbacks
+def test_rewrite_removes_entries_of_devices_that_left_during_an_outage(
+    conn, redis_db
+):
+    redis_db.hset(keys.REGISTRY, mapping={IMEI_A: "alpha", IMEI_B: "beta"})
+    assert (yield Registry(conn, "alpha").rewrite(list)) == (1, 0)
+    assert redis_db.hgetall(keys.REGISTRY) == {IMEI_B: "beta"}
 
 
 @pytest_twisted.inlineCallbacks
@@ -205,7 +213,7 @@ def test_clean_stop_removes_entries_and_heartbeat(conn, redis_db):
 
 @pytest_twisted.inlineCallbacks
 def test_redis_restart_mid_heartbeat(tmp_path, captured_logs):
-    server = RedisServer(str(tmp_path)).start()
+    server = RedisServer(str(tmp_path), persistent=True).start()
     blocking = server.client()
     conn = connection_pool(server.url, reply_timeout=0.3)
     sockets = Sockets(IMEI_A, IMEI_B)
@@ -224,14 +232,17 @@ def test_redis_restart_mid_heartbeat(tmp_path, captured_logs):
         assert service._loop.running
         assert any(e.get("log_failure") is not None for e in captured_logs)
 
-        server.start()  # a fresh, empty Redis on the same socket
-        blocking.sadd(keys.ALLOWED_DEVICES, IMEI_A, IMEI_B)
+        sockets.live.remove(IMEI_B)  # it left; its unregister was lost
+        server.start()  # back with what it had (AOF)
+        assert blocking.hgetall(keys.REGISTRY) == {IMEI_A: "alpha", IMEI_B: "alpha"}
+        blocking.hdel(keys.REGISTRY, IMEI_A)  # as a janitor would have
         yield wait_until_answering(conn)
         clock.advance(10)
         yield service.last_run
         assert service.healthy
         assert blocking.exists(keys.heartbeat("alpha"))
-        assert blocking.hgetall(keys.REGISTRY) == {IMEI_A: "alpha", IMEI_B: "alpha"}
+        # Rewritten from the live sockets: A is back, B is gone.
+        assert blocking.hgetall(keys.REGISTRY) == {IMEI_A: "alpha"}
         assert sockets.closed == []
     finally:
         yield service.stopService()
