@@ -14,7 +14,8 @@ from teltonika.service import TeltonikaService
 WAIT = 10.0
 
 
-async def start_server(redis_url, *extra, instance="test-1"):
+def launch_server(redis_url, *extra, instance="test-1"):
+    """A started service tree, which may still be waiting for Redis."""
     options = Options()
     options.parseOptions(
         [
@@ -33,6 +34,12 @@ async def start_server(redis_url, *extra, instance="test-1"):
     )
     service = TeltonikaService(options, reactor)
     service.startService()
+    return service
+
+
+async def start_server(redis_url, *extra, instance="test-1"):
+    """A service tree that accepts devices."""
+    service = launch_server(redis_url, *extra, instance=instance)
     await service.accepting.addTimeout(WAIT, reactor)
     return service
 

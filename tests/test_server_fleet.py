@@ -5,12 +5,10 @@ import json
 import pytest_twisted
 import treq
 from redis_server import RedisServer
-from server_rig import WAIT, device_port, start_server
+from server_rig import WAIT, device_port, launch_server, start_server
 from twisted.internet import reactor, task
 
 from teltonika import keys
-from teltonika.options import Options
-from teltonika.service import TeltonikaService
 from teltonika.sim.config import Config
 from teltonika.sim.fleet import Fleet
 from teltonika.sim.imeis import make_imeis
@@ -108,21 +106,7 @@ async def test_redis_outage_withholds_acks_then_stores_everything_once(tmp_path)
 @pytest_twisted.ensureDeferred
 async def test_not_ready_until_redis_answers_then_accepting(tmp_path):
     redis = RedisServer(str(tmp_path))
-    options = Options()
-    options.parseOptions(
-        [
-            "--redis",
-            redis.url,
-            "--listen",
-            "tcp:0:interface=127.0.0.1",
-            "--health",
-            "tcp:0:interface=127.0.0.1",
-            "--redis-timeout",
-            "0.5",
-        ]
-    )
-    service = TeltonikaService(options, reactor)
-    service.startService()
+    service = launch_server(redis.url, "--redis-timeout", "0.5")
     try:
         while service.health_port is None:
             await task.deferLater(reactor, 0.05, lambda: None)
