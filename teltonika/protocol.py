@@ -75,8 +75,11 @@ class TeltonikaProtocol(Protocol, TimeoutMixin):
         factory.connection_made(self)
 
     def connectionLost(self, reason):
-        if self._login_deadline is not None and self._login_deadline.active():
+        if self._login_deadline.active():
             self._login_deadline.cancel()
+        # A call that has run keeps its function, and so this protocol: let
+        # go of it, so that nothing but garbage collection holds us.
+        self._login_deadline = None
         self.setTimeout(None)
         self.state = State.CLOSING
         self.commands.fail_all(self._commands_fail_with)

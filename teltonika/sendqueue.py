@@ -152,6 +152,10 @@ class SendQueue:
         self._finish_outstanding(Outcome.failed(reason))
         while self._waiting:
             self._waiting.popleft().result.callback(Outcome.failed(reason))
+        # Nothing is written any more.  Letting go of the connection's
+        # methods breaks the connection <-> queue cycle, so a closed
+        # connection is freed at once rather than by a full collection.
+        self._writer = self._encoder = self._may_write = None
 
     def _finish_outstanding(self, outcome):
         entry = self._outstanding

@@ -1,5 +1,6 @@
 """The device connection, on a StringTransport and a task.Clock: no reactor."""
 
+import gc
 import struct
 
 from protocol_fakes import (
@@ -12,9 +13,11 @@ from protocol_fakes import (
     sample_metric,
 )
 from twisted.internet import defer
+from twisted.logger import Logger
 
 from teltonika import codec
 from teltonika.commands import Command, encode_command
+from teltonika.protocol import TeltonikaProtocol
 
 
 def frame_of(*records, codec_name="8E"):
@@ -511,3 +514,29 @@ def test_commands_fail_as_shutdown_when_the_server_stops():
     seen = outcomes_of(protocol.commands.submit(getinfo()))
     factory.close_all(grace=5)
     assert [o.reason for o in seen] == ["shutdown"]
+
+
+def test_a_closed_connection_leaves_no_reference_cycle(monkeypatch):
+    # The server tunes the collector to run rarely: a connection caught in a
+    # reference cycle would stay in memory until a full collection.  With
+    # DEBUG_SAVEALL whatever only the collector can free lands in gc.garbage.
+    # (Log events hold their source: they go to a throwaway observer here.)
+    monkeypatch.setattr(TeltonikaProtocol, "log", Logger(observer=lambda _: None))
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        factory = make_factory()
+        protocol, transport = logged_in(factory)
+        protocol.commands.submit(getinfo())
+        _, silent = connect(factory)
+        factory.clock.advance(30)  # the silent one's login deadline fires
+        transport.loseConnection()
+        for closed in (transport, silent):
+            closed.protocol = None  # as a TCP transport does once closed
+        del protocol, transport, silent
+        gc.collect()
+        cyclic = {type(thing).__name__ for thing in gc.garbage}
+        assert not cyclic & {"TeltonikaProtocol", "SendQueue"}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
