@@ -11,12 +11,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from teltonika import keys
+from teltonika.codec import is_imei
 from teltonika.interfaces import IDeviceAuthority
-
-
-def well_formed(imei):
-    """15 ASCII digits, as the contract defines an IMEI."""
-    return len(imei) == 15 and imei.isascii() and imei.isdigit()
 
 
 @implementer(IDeviceAuthority)
@@ -27,7 +23,7 @@ class AllowlistAuthority:
         self.conn = conn
 
     def is_allowed(self, imei):
-        if not well_formed(imei):
+        if not is_imei(imei):
             return defer.succeed(False)
         d = self.conn.execute_command("SISMEMBER", keys.ALLOWED_DEVICES, imei)
         return d.addCallback(lambda member: int(member) == 1)
@@ -56,7 +52,7 @@ class OpenAuthority:
         self.log.warn("Device authority is open: any well-formed IMEI may log in")
 
     def is_allowed(self, imei):
-        return defer.succeed(well_formed(imei))
+        return defer.succeed(is_imei(imei))
 
     def still_allowed(self, imeis):
         return defer.succeed(set(imeis))

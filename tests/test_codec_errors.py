@@ -25,6 +25,7 @@ from teltonika.codec import (
     encode_udp,
     encode_udp_ack,
     frame_to_json,
+    is_imei,
     next_frame,
     record_to_json,
 )
@@ -304,3 +305,17 @@ def test_json_views():
     assert frame_to_json(Message("13", 6, b"\xff", None, 0))["ts"] == 0
     with pytest.raises(TypeError):
         frame_to_json(RECORD)
+
+
+@pytest.mark.parametrize(
+    "imei", ["١٢٣٤٥٦٧٨٩٠١٢٣٤٥", "35209308145225", "3520930814522510", 352093081452251]
+)
+def test_encoders_refuse_what_is_not_15_ascii_digits(imei):
+    for encode in (
+        lambda: encode_login(imei),
+        lambda: encode_message("14", 0x05, b"getver", imei=imei),
+        lambda: encode_udp("8", [], imei, 0xCAFE, 1),
+    ):
+        with pytest.raises(CodecError, match="15 decimal digits"):
+            encode()
+    assert not is_imei(imei)

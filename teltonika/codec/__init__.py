@@ -26,6 +26,7 @@ from teltonika.codec.framing import (
     encode_message,
     next_frame,
 )
+from teltonika.codec.imei import is_imei
 from teltonika.codec.jsonview import frame_to_json, record_to_json
 from teltonika.codec.messages import ANSWER, COMMAND, NACK, Message
 from teltonika.codec.udp import UDPPacket, decode_udp, encode_udp, encode_udp_ack
@@ -57,6 +58,7 @@ __all__ = [
     "encode_udp",
     "encode_udp_ack",
     "frame_to_json",
+    "is_imei",
     "next_frame",
     "record_to_json",
 ]

@@ -18,6 +18,7 @@ from teltonika.codec.errors import (
     MalformedFrame,
     UnsupportedCodec,
 )
+from teltonika.codec.imei import check_imei
 from teltonika.codec.messages import (
     CODEC_NAMES,
     decode_message_data,
@@ -118,8 +119,7 @@ def decode_login(frame):
 
 
 def encode_login(imei):
-    if not (isinstance(imei, str) and len(imei) == 15 and imei.isdigit()):
-        raise CodecError(f"an IMEI is 15 decimal digits, got {imei!r}")
+    check_imei(imei)
     return _U16.pack(15) + imei.encode()
 
 

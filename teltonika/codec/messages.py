@@ -12,6 +12,7 @@ import struct
 from typing import NamedTuple
 
 from teltonika.codec.errors import CodecError, MalformedFrame
+from teltonika.codec.imei import check_imei
 
 CODEC_IDS = {"12": 0x0C, "13": 0x0D, "14": 0x0E}
 
@@ -93,8 +94,7 @@ def decode_imei_field(field, offset):
 
 
 def encode_imei_field(imei):
-    if not (isinstance(imei, str) and len(imei) == 15 and imei.isdigit()):
-        raise CodecError(f"an IMEI is 15 decimal digits, got {imei!r}")
+    check_imei(imei)
     return bytes.fromhex("0" + imei)
 
 

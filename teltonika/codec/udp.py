@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from teltonika.codec.avl import decode_avl_data, encode_avl_data
 from teltonika.codec.errors import CodecError, MalformedFrame
+from teltonika.codec.imei import check_imei
 
 # packet id, not-usable byte, AVL packet id, IMEI length
 _HEADER = struct.Struct(">HBBH")
@@ -51,8 +52,7 @@ def decode_udp(datagram):
 
 
 def encode_udp(codec, records, imei, packet_id, avl_packet_id, widths=None):
-    if not (isinstance(imei, str) and len(imei) == 15 and imei.isdigit()):
-        raise CodecError(f"an IMEI is 15 decimal digits, got {imei!r}")
+    check_imei(imei)
     try:
         header = _HEADER.pack(packet_id, 1, avl_packet_id, 15)
     except struct.error:

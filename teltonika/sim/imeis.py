@@ -5,6 +5,8 @@ would be testing the wrong path.  Generated IMEIs are a fixed prefix, a
 zero-padded serial number and the check digit.
 """
 
+from teltonika.codec import is_imei
+
 DEFAULT_PREFIX = "35209308"
 
 
@@ -22,12 +24,7 @@ def luhn_digit(body: str) -> str:
 
 
 def is_valid_imei(imei: str) -> bool:
-    return (
-        len(imei) == 15
-        and imei.isascii()
-        and imei.isdigit()
-        and luhn_digit(imei[:14]) == imei[14]
-    )
+    return is_imei(imei) and luhn_digit(imei[:14]) == imei[14]
 
 
 def make_imeis(count: int, prefix: str = DEFAULT_PREFIX) -> list[str]:
