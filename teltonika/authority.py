@@ -7,7 +7,6 @@ time, see L{teltonika.redisconn}) instead of hanging.
 """
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from teltonika import keys
@@ -44,12 +43,10 @@ class AllowlistAuthority:
 
 @implementer(IDeviceAuthority)
 class OpenAuthority:
-    """Allows any well-formed IMEI: for development, never for a fleet."""
-
-    log = Logger()
-
-    def __init__(self):
-        self.log.warn("Device authority is open: any well-formed IMEI may log in")
+    """
+    Allows any well-formed IMEI: for development, never for a fleet (the
+    service warns at start when it runs with this one).
+    """
 
     def is_allowed(self, imei):
         return defer.succeed(is_imei(imei))

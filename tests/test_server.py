@@ -12,6 +12,7 @@ from test_codec_vectors import VECTORS, is_valid_avl
 from twisted.internet import defer, reactor, ssl
 from twisted.internet.endpoints import SSL4ClientEndpoint
 from twisted.internet.protocol import Factory
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.filepath import FilePath
 
 from teltonika import codec, keys
@@ -269,3 +270,27 @@ async def test_metrics_show_what_an_operator_watches(server, allowed):
     ):
         assert line in text.splitlines()
     assert "# TYPE teltonika_redis_errors_total counter" in text
+
+
+@pytest_twisted.ensureDeferred
+async def test_open_authority_is_warned_about_at_start_and_lets_anyone_in(
+    redis_server, redis_db
+):
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        service = await start_server(redis_server.url, "--authority", "open")
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    try:
+        warnings = [
+            formatEvent(event)
+            for event in events
+            if event.get("log_level") == LogLevel.warn
+        ]
+        assert any("authority is OPEN" in text for text in warnings)
+        device = await logged_in_device(service, "490154203237518")
+        device.send(bytes.fromhex(VALID_AVL[0]["hex"]))
+        assert len(await device.wait_for(4)) == 4
+    finally:
+        await service.stopService()
