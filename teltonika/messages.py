@@ -8,6 +8,7 @@ text (readable) and as hex (exact).
 from zope.interface import implementer
 
 from teltonika import keys
+from teltonika.codec import frame_to_json
 from teltonika.interfaces import IMessageSink
 
 DEFAULT_MAXLEN = 100_000
@@ -23,19 +24,15 @@ class RedisMessageSink:
         self.maxlen = maxlen
 
     def store(self, imei, message, received_at):
-        fields = ["imei", imei, "codec", message.codec, "type", message.type]
-        if message.timestamp is not None:
-            fields += ["ts", message.timestamp]
-        fields += [
-            "text",
-            message.payload.decode("utf-8", "replace"),
-            "hex",
-            message.payload.hex(),
-            "instance",
-            self.instance,
-            "received_at",
-            received_at,
-        ]
+        # The same codec, type, ts, text and hex that teltonika-decode shows.
+        fields = frame_to_json(message)
+        fields.update(imei=imei, instance=self.instance, received_at=received_at)
         return self.conn.execute_command(
-            "XADD", keys.DEVICE_MESSAGES, "MAXLEN", "~", self.maxlen, "*", *fields
+            "XADD",
+            keys.DEVICE_MESSAGES,
+            "MAXLEN",
+            "~",
+            self.maxlen,
+            "*",
+            *(part for item in fields.items() for part in item),
         )
